@@ -1,0 +1,92 @@
+# Fuglu-compatible mail filter engine: C core + embedded LuaJIT.
+# `make` builds into build/; `make run` starts a development setup; `make test` installs what is
+# missing, builds (normal and ASan/UBSan) and runs every test.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SYSCONFDIR ?= /etc/fuglu
+DATADIR  ?= $(PREFIX)/share/fuglu
+
+PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CJSON_LIB  := $(wildcard /usr/lib/x86_64-linux-gnu/liblua5.1-cjson.a)
+
+BUILD    ?= build
+CC       ?= cc
+OPT      ?= -O2
+SANITIZE ?=
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -Wall -Wextra -Werror -Isrc -Isrc/lua \
+               -DFUGLU_DATADIR='"$(DATADIR)"' -DFUGLU_SYSCONFDIR='"$(SYSCONFDIR)"' $(SANITIZE)
+CFLAGS   += $(CFLAGS_BASE) $(PKG_CFLAGS)
+LDFLAGS  += $(SANITIZE) -pthread -Wl,-E
+LIBS     := $(PKG_LIBS) -lm -ldl
+
+# Every C file of src/ and src/lua/ except the programs' mains goes into the core objects.
+CORE_SRC := $(filter-out src/main.c src/tools/%,$(wildcard src/*.c src/lua/*.c))
+CORE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+TOOL_SRC := $(wildcard src/tools/*.c)
+TOOLS    := $(patsubst src/tools/%.c,$(BUILD)/%,$(TOOL_SRC))
+TEST_SRC := $(wildcard test/c/test_*.c)
+TESTS    := $(patsubst test/c/%.c,$(BUILD)/test/%,$(TEST_SRC))
+DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/main.d
+
+.PHONY: all run test test-fast deps units specs integration asan bench bench-smoke install clean
+
+all: $(BUILD)/fuglu $(BUILD)/fuglu_core.so $(TOOLS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/fuglu: $(BUILD)/obj/main.o $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The Lua-visible C modules as a loadable module, for busted specs run by the stock luajit.
+$(BUILD)/fuglu_core.so: $(CORE_OBJ)
+	$(CC) $(SANITIZE) -shared -o $@ $^ $(filter-out -lluajit-5.1,$(LIBS)) -pthread
+
+$(BUILD)/%: src/tools/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS)
+
+$(BUILD)/test/%: test/c/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS) -lcmocka
+
+-include $(DEPS)
+
+deps:
+	@tools/install-deps
+
+run: deps all
+	tools/dev-run
+
+# Everything: units + specs + integration, normal build and ASan/UBSan build; one summary line.
+test: deps
+	tools/run-tests
+
+units: all $(TESTS)
+specs: all
+integration: all
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer" all $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
+
+tests-bin: all $(TESTS)
+
+bench: all
+	tools/bench/run $(BENCH)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(SYSCONFDIR)/conf.d \
+	           $(DESTDIR)$(DATADIR)/lua $(DESTDIR)$(DATADIR)/rules $(DESTDIR)$(PREFIX)/lib/fuglu
+	install -m 755 $(BUILD)/fuglu $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/fuglu_core.so $(DESTDIR)$(PREFIX)/lib/fuglu/
+	cp -R lua/fuglu lua/plugins $(DESTDIR)$(DATADIR)/lua/
+	cp -R rules/. $(DESTDIR)$(DATADIR)/rules/
+	for f in conf/*.dist; do install -m 644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
+	@if [ -d conf/templates ]; then cp -R conf/templates $(DESTDIR)$(SYSCONFDIR)/; fi
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,274 @@
+/* lua_worker: the C side of a worker's Lua state. See lua_worker.h and doc/lua-core-api.md.
+ *
+ * The per-message job table is built here from the C job; the message bytes are handed over as a
+ * fuglu_core message object (a reference, not a copy).
+ */
+#include "lua_worker.h"
+#include "lua_core.h"
+#include "log.h"
+#include "util.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fg_lua_worker {
+    lua_State *L;
+    int worker_ref;   /* the object returned by worker.new */
+    int job_ref;      /* the last job table, for after() */
+};
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = "(error object is not a string)";
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+lua_State *fg_lua_new_state(const fg_lua_env *env)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        fg_panic("cannot create a Lua state");
+    luaL_openlibs(L);
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", env->luadir, env->luadir);
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_fuglu_core);
+    lua_setfield(L, -2, "fuglu_core");
+    lua_pop(L, 2);
+    return L;
+}
+
+void fg_lua_push_config(lua_State *L, const fg_config *cfg)
+{
+    lua_newtable(L);
+    size_t ns = fg_config_section_count(cfg);
+    for (size_t i = 0; i < ns; i++) {
+        lua_newtable(L);
+        size_t no = fg_config_option_count(cfg, i);
+        for (size_t j = 0; j < no; j++) {
+            lua_pushstring(L, fg_config_option_value(cfg, i, j));
+            lua_setfield(L, -2, fg_config_option_name(cfg, i, j));
+        }
+        lua_setfield(L, -2, fg_config_section_name(cfg, i));
+    }
+}
+
+static void push_options(lua_State *L, const fg_lua_env *env, const char *name)
+{
+    lua_newtable(L);
+    lua_pushstring(L, env->luadir);
+    lua_setfield(L, -2, "luadir");
+    lua_pushstring(L, name ? name : "worker");
+    lua_setfield(L, -2, "worker_name");
+}
+
+/* Collects an array of error strings (or one string) at idx into one newline-separated string. */
+static char *collect_errors(lua_State *L, int idx)
+{
+    fg_buf b;
+    fg_buf_init(&b);
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        size_t n = lua_objlen(L, idx);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, (int)i);
+            const char *s = lua_tostring(L, -1);
+            fg_buf_printf(&b, "%s%s", b.len ? "\n" : "", s ? s : "(non-string error)");
+            lua_pop(L, 1);
+        }
+    } else {
+        const char *s = lua_tostring(L, idx);
+        fg_buf_puts(&b, s ? s : "unknown error loading plugins");
+    }
+    if (b.len == 0)
+        fg_buf_puts(&b, "unknown error loading plugins");
+    return fg_buf_steal(&b, NULL);
+}
+
+fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, const char *name, char **err)
+{
+    lua_State *L = fg_lua_new_state(env);
+    lua_pushcfunction(L, traceback);
+    int tb = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "fuglu.worker");
+    if (lua_pcall(L, 1, 1, tb) != 0) {
+        *err = xasprintf("cannot load the Lua framework from %s: %s", env->luadir, lua_tostring(L, -1));
+        lua_close(L);
+        return NULL;
+    }
+    lua_getfield(L, -1, "new");
+    fg_lua_push_config(L, cfg);
+    push_options(L, env, name);
+    if (lua_pcall(L, 2, 2, tb) != 0) {
+        *err = xasprintf("%s", lua_tostring(L, -1));
+        lua_close(L);
+        return NULL;
+    }
+    if (lua_isnil(L, -2)) {
+        *err = collect_errors(L, -1);
+        lua_close(L);
+        return NULL;
+    }
+    lua_pop(L, 1);
+    fg_lua_worker *w = xcalloc(1, sizeof *w);
+    w->L = L;
+    w->worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    w->job_ref = LUA_NOREF;
+    lua_settop(L, 0);
+    return w;
+}
+
+static void set_string(lua_State *L, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, key);
+}
+
+static void push_job(lua_State *L, fg_job *job)
+{
+    lua_createtable(L, 0, 14);
+    set_string(L, "id", job->id);
+    set_string(L, "protocol", job->protocol);
+    set_string(L, "from", job->mail_from ? job->mail_from : "");
+    set_string(L, "mail_params", job->mail_params ? job->mail_params : "");
+    set_string(L, "helo", job->helo);
+    set_string(L, "peer_addr", job->peer_addr);
+    lua_pushinteger(L, job->local_port);
+    lua_setfield(L, -2, "local_port");
+    lua_createtable(L, (int)job->nrcpt, 0);
+    for (size_t i = 0; i < job->nrcpt; i++) {
+        lua_pushstring(L, job->rcpts[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "rcpts");
+    lua_createtable(L, (int)job->nrcpt, 0);
+    for (size_t i = 0; i < job->nrcpt; i++) {
+        lua_pushstring(L, job->rcpt_params[i] ? job->rcpt_params[i] : "");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "rcpt_params");
+    if (job->has_xforward) {
+        lua_createtable(L, 0, 7);
+        set_string(L, "name", job->xforward.name);
+        set_string(L, "addr", job->xforward.addr);
+        set_string(L, "port", job->xforward.port);
+        set_string(L, "helo", job->xforward.helo);
+        set_string(L, "proto", job->xforward.proto);
+        set_string(L, "source", job->xforward.source);
+        set_string(L, "ident", job->xforward.ident);
+        lua_setfield(L, -2, "xforward");
+    }
+    fuglu_core_push_message(L, job->msg);
+    lua_setfield(L, -2, "message");
+}
+
+void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
+{
+    lua_State *L = w->L;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
+    lua_getfield(L, -1, "handle");
+    lua_pushvalue(L, -2);
+    push_job(L, job);
+    lua_pushvalue(L, -1);
+    luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
+    w->job_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (lua_pcall(L, 2, 1, 1) != 0) {
+        fg_log("fuglu.SessionHandler", FG_ERROR, "%s: error in the scan chain: %s", job->id, lua_tostring(L, -1));
+        fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
+        job->action = 4;
+        lua_settop(L, 0);
+        return;
+    }
+    int code = 451;
+    const char *text = NULL;
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "code");
+        if (lua_isnumber(L, -1))
+            code = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "action");
+        job->action = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "text");
+        text = lua_tostring(L, -1);
+    }
+    if (code < 200 || code > 599 || !text) {
+        fg_log("fuglu.SessionHandler", FG_ERROR, "%s: the scan chain returned no valid reply", job->id);
+        fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
+    } else {
+        /* A reply text must be one line: CR and LF would let a plugin inject SMTP replies. */
+        char *clean = xstrdup(text);
+        for (char *p = clean; *p; p++)
+            if (*p == '\r' || *p == '\n')
+                *p = ' ';
+        fg_job_set_reply(job, code, clean);
+        free(clean);
+    }
+    lua_settop(L, 0);
+}
+
+void fg_lua_worker_after(fg_lua_worker *w)
+{
+    lua_State *L = w->L;
+    if (w->job_ref == LUA_NOREF)
+        return;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
+    lua_getfield(L, -1, "after");
+    lua_pushvalue(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
+    if (lua_pcall(L, 2, 0, 1) != 0)
+        fg_log("fuglu.SessionHandler", FG_ERROR, "error running appenders: %s", lua_tostring(L, -1));
+    luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
+    w->job_ref = LUA_NOREF;
+    lua_settop(L, 0);
+    /* The job table held the message: let the collector release it now rather than later. */
+    lua_gc(L, LUA_GCSTEP, 0);
+}
+
+void fg_lua_worker_free(fg_lua_worker *w)
+{
+    if (!w)
+        return;
+    lua_close(w->L);
+    free(w);
+}
+
+int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env)
+{
+    lua_State *L = fg_lua_new_state(env);
+    lua_pushcfunction(L, traceback);
+    int tb = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "fuglu.lint");
+    int errors;
+    if (lua_pcall(L, 1, 1, tb) != 0) {
+        printf("ERROR: cannot load the Lua framework from %s: %s\n", env->luadir, lua_tostring(L, -1));
+        errors = 1;
+    } else {
+        lua_getfield(L, -1, "run");
+        fg_lua_push_config(L, cfg);
+        push_options(L, env, "lint");
+        if (lua_pcall(L, 2, 1, tb) != 0) {
+            printf("ERROR: lint failed: %s\n", lua_tostring(L, -1));
+            errors = 1;
+        } else {
+            errors = (int)lua_tointeger(L, -1);
+        }
+    }
+    lua_close(L);
+    return errors;
+}

@@ -1,0 +1,34 @@
+/* lua_worker: one worker's LuaJIT state with the whole plugin chain loaded (lua/fuglu/worker.lua).
+ *
+ * A state belongs to one thread at a time and is never shared. fg_lua_worker_handle() runs the chain
+ * and the re-injection for one job and fills its reply; fg_lua_worker_after() runs the appenders.
+ */
+#ifndef FUGLU_LUA_WORKER_H
+#define FUGLU_LUA_WORKER_H
+
+#include "config.h"
+#include "job.h"
+
+typedef struct fg_lua_worker fg_lua_worker;
+
+/* Where the Lua framework lives (lua/ with fuglu/ and plugins/). */
+typedef struct fg_lua_env {
+    const char *luadir;
+} fg_lua_env;
+
+/* NULL with *err (every load error, one per line, caller frees) when a plugin fails to load. */
+fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, const char *name, char **err);
+/* Never fails: a Lua error becomes a 451 reply and is logged. */
+void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job);
+void fg_lua_worker_after(fg_lua_worker *w);
+void fg_lua_worker_free(fg_lua_worker *w);
+
+/* --lint: loads every plugin and runs each lint; prints the report; returns the number of errors. */
+int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env);
+
+/* A bare state with package.path set to env->luadir and fuglu_core preloaded. */
+struct lua_State *fg_lua_new_state(const fg_lua_env *env);
+/* Pushes {section = {option = value}} for cfg. */
+void fg_lua_push_config(struct lua_State *L, const fg_config *cfg);
+
+#endif

@@ -1,0 +1,202 @@
+/* msg: message bytes in memory or spilled to tempdir, with a contiguous view. See msg.h. */
+#include "msg.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fg_msg {
+    atomic_int refs;
+    fg_buf mem;
+    char *tempdir;
+    size_t threshold;
+    int fd;
+    char *path;
+    size_t len;
+    void *map;
+    bool finished;
+};
+
+fg_msg *fg_msg_new(const char *tempdir, size_t spill_threshold)
+{
+    fg_msg *m = xcalloc(1, sizeof *m);
+    atomic_init(&m->refs, 1);
+    fg_buf_init(&m->mem);
+    m->tempdir = xstrdup(tempdir && *tempdir ? tempdir : "/tmp");
+    m->threshold = spill_threshold;
+    m->fd = -1;
+    return m;
+}
+
+fg_msg *fg_msg_from_bytes(const void *data, size_t len)
+{
+    fg_msg *m = fg_msg_new(NULL, 0);
+    fg_buf_append(&m->mem, data, len);
+    m->len = len;
+    m->finished = true;
+    return m;
+}
+
+fg_msg *fg_msg_from_file(const char *path, char **err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *err = xasprintf("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    fg_msg *m = fg_msg_new(NULL, 0);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fg_buf_append(&m->mem, chunk, n);
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        *err = xasprintf("cannot read %s", path);
+        fg_msg_unref(m);
+        return NULL;
+    }
+    m->len = m->mem.len;
+    if (!m->mem.data)
+        fg_buf_reserve(&m->mem, 0), m->mem.data[0] = '\0';
+    m->finished = true;
+    return m;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int spill(fg_msg *m, char **err)
+{
+    char *tmpl = xasprintf("%s/fuglu.XXXXXX", m->tempdir);
+    int fd = mkstemp(tmpl);
+    if (fd < 0) {
+        *err = xasprintf("could not create file in %s: %s", m->tempdir, strerror(errno));
+        free(tmpl);
+        return -1;
+    }
+    m->fd = fd;
+    m->path = tmpl;
+    if (write_all(fd, m->mem.data, m->mem.len) != 0) {
+        *err = xasprintf("could not write to temp file %s: %s", tmpl, strerror(errno));
+        return -1;
+    }
+    fg_buf_free(&m->mem);
+    return 0;
+}
+
+int fg_msg_append(fg_msg *m, const void *data, size_t len, char **err)
+{
+    if (m->finished)
+        fg_panic("fg_msg_append on a finished message");
+    if (m->fd < 0) {
+        fg_buf_append(&m->mem, data, len);
+        m->len += len;
+        if (m->threshold && m->mem.len > m->threshold)
+            return spill(m, err);
+        return 0;
+    }
+    if (write_all(m->fd, data, len) != 0) {
+        *err = xasprintf("could not write to temp file %s: %s", m->path, strerror(errno));
+        return -1;
+    }
+    m->len += len;
+    return 0;
+}
+
+int fg_msg_finish(fg_msg *m, char **err)
+{
+    if (m->finished)
+        return 0;
+    m->finished = true;
+    if (m->fd < 0) {
+        if (!m->mem.data)
+            fg_buf_reserve(&m->mem, 0), m->mem.data[0] = '\0';
+        return 0;
+    }
+    if (m->len == 0)
+        return 0;
+    m->map = mmap(NULL, m->len, PROT_READ, MAP_SHARED, m->fd, 0);
+    if (m->map == MAP_FAILED) {
+        m->map = NULL;
+        *err = xasprintf("could not map temp file %s: %s", m->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+const char *fg_msg_data(const fg_msg *m)
+{
+    if (m->fd >= 0)
+        return m->map ? (const char *)m->map : "";
+    return m->mem.data ? m->mem.data : "";
+}
+
+size_t fg_msg_len(const fg_msg *m)
+{
+    return m->len;
+}
+
+bool fg_msg_spilled(const fg_msg *m)
+{
+    return m->fd >= 0;
+}
+
+const char *fg_msg_path(const fg_msg *m)
+{
+    return m->path;
+}
+
+fg_msg *fg_msg_ref(fg_msg *m)
+{
+    atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+void fg_msg_unref(fg_msg *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
+    if (m->map)
+        munmap(m->map, m->len);
+    if (m->fd >= 0) {
+        close(m->fd);
+        unlink(m->path);
+    }
+    free(m->path);
+    free(m->tempdir);
+    fg_buf_free(&m->mem);
+    free(m);
+}
+
+size_t fg_msg_header_len(const char *data, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (data[i] != '\n')
+            continue;
+        if (data[i + 1] == '\n')
+            return i + 1;
+        if (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')
+            return i + 1;
+    }
+    return len;
+}

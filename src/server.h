@@ -1,0 +1,41 @@
+/* server: listeners and the event-driven SMTP sessions of the after-queue content filter.
+ *
+ * Runs entirely on the main thread's libevent loop. A session reads commands (pipelined commands
+ * answered in order), receives DATA into an fg_msg, submits a job to the pool and stops reading
+ * until the verdict comes back; then it answers and continues with the next command. A slow or idle
+ * client costs a socket and a few hundred bytes, never a worker.
+ */
+#ifndef FUGLU_SERVER_H
+#define FUGLU_SERVER_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include "job.h"
+#include "pool.h"
+#include "portspec.h"
+
+typedef struct fg_server fg_server;
+
+typedef struct fg_server_opts {
+    struct event_base *base;
+    size_t max_message_size;    /* bytes; larger DATA is answered 552 */
+    size_t spill_threshold;     /* bytes kept in memory before spilling to tempdir */
+    const char *tempdir;
+    int smtp_timeout;           /* seconds without a command */
+    int data_timeout;           /* seconds without DATA bytes */
+    size_t max_recipients;
+} fg_server_opts;
+
+fg_server *fg_server_new(const fg_server_opts *opts);
+void fg_server_set_pool(fg_server *s, fg_pool *pool);
+/* Opens a listener for spec; -1 with *err if the protocol is not supported or the bind fails. */
+int fg_server_listen(fg_server *s, const fg_portspec *spec, char **err);
+/* The pool's done callback (main thread): answers the session that waits for this job. */
+void fg_server_job_done(fg_job *job, void *arg);
+/* Shutdown: closes the listeners, answers idle sessions 421 and closes them; sessions waiting for a
+ * verdict are closed after their answer. */
+void fg_server_shutdown(fg_server *s);
+size_t fg_server_session_count(fg_server *s);
+void fg_server_free(fg_server *s);
+
+#endif
