@@ -69,19 +69,20 @@ static char *find_luadir(void)
     if (n > 0) {
         exe[n] = '\0';
         char *dir = dirname(exe);
-        char *candidate = xasprintf("%s/../lua", dir);
-        char *probe = xasprintf("%s/fuglu/worker.lua", candidate);
-        int ok = access(probe, R_OK) == 0;
-        free(probe);
-        if (ok) {
+        /* build/fuglu in a source tree, then PREFIX/bin/fuglu next to PREFIX/share/fuglu/lua */
+        static const char *const relative[] = {"%s/../lua", "%s/../share/fuglu/lua"};
+        for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+            char *candidate = xasprintf(relative[i], dir);
+            char *probe = xasprintf("%s/fuglu/worker.lua", candidate);
+            int ok = access(probe, R_OK) == 0;
+            free(probe);
             char real[PATH_MAX];
-            if (realpath(candidate, real)) {
+            if (ok && realpath(candidate, real)) {
                 free(candidate);
                 return xstrdup(real);
             }
-            return candidate;
+            free(candidate);
         }
-        free(candidate);
     }
     return xstrdup(FUGLU_DATADIR "/lua");
 }
