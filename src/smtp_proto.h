@@ -52,8 +52,8 @@ int smtp_parse_xforward(const char *arg, smtp_xforward *xf, const char **err);
 void smtp_xforward_clear(smtp_xforward *xf);
 
 /* Streaming DATA decoder. Feed the bytes that follow the 354 reply; it appends the unstuffed message
- * to out (CRLF and every other byte kept as sent, a leading "." of a line removed, the terminating
- * CRLF.CRLF not included). Returns 1 when the end-of-data line was seen, with *consumed = bytes of
+ * to out (CRLF and every other byte kept as sent, a leading "." of a line removed; the end-of-data
+ * line ".\r\n" is not included, the CRLF that ends the last message line is kept). Returns 1 when the end-of-data line was seen, with *consumed = bytes of
  * `in` used (the rest belongs to the next command); 0 when more input is needed (*consumed = len).
  * A lone "." line at the very start (empty message) also ends the data. */
 typedef struct smtp_data_decoder {

@@ -104,6 +104,8 @@ void fg_buf_puts(fg_buf *b, const char *s)
 
 void fg_buf_printf(fg_buf *b, const char *fmt, ...)
 {
+    if (!fmt)
+        fg_panic("fg_buf_printf without a format");
     va_list ap, ap2;
     va_start(ap, fmt);
     va_copy(ap2, ap);
