@@ -1,0 +1,63 @@
+-- fuglu.log: named loggers on top of the core's logging (Python logging names and levels).
+--
+--   local log = require("fuglu.log").logger("fuglu.plugin.MyPlugin")
+--   log:info("scanned %s in %.2fs", suspect.id, seconds)
+--
+-- Arguments are formatted with string.format only when the level is enabled for the name, so debug
+-- lines cost nothing in production. A message without arguments is written as it is (no % escaping).
+
+local core = require "fuglu_core"
+
+local log = {
+    DEBUG = 10, INFO = 20, WARNING = 30, ERROR = 40, CRITICAL = 50,
+}
+
+local Logger = {}
+Logger.__index = Logger
+
+local function format(fmt, ...)
+    if select("#", ...) == 0 then return tostring(fmt) end
+    local ok, text = pcall(string.format, fmt, ...)
+    if ok then return text end
+    -- a broken format string must not turn a log call into an error
+    local parts = { tostring(fmt) }
+    for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+    return table.concat(parts, " ")
+end
+
+function Logger:log(level, fmt, ...)
+    if core.log_enabled(self.name, level) then
+        core.log(self.name, level, format(fmt, ...))
+    end
+end
+
+function Logger:enabled(level)
+    return core.log_enabled(self.name, level)
+end
+
+function Logger:debug(fmt, ...) self:log(10, fmt, ...) end
+function Logger:info(fmt, ...) self:log(20, fmt, ...) end
+function Logger:warning(fmt, ...) self:log(30, fmt, ...) end
+function Logger:error(fmt, ...) self:log(40, fmt, ...) end
+function Logger:critical(fmt, ...) self:log(50, fmt, ...) end
+
+-- Logs at ERROR with the traceback of the caller appended.
+function Logger:exception(fmt, ...)
+    if core.log_enabled(self.name, 40) then
+        core.log(self.name, 40, format(fmt, ...) .. "\n" .. debug.traceback("", 2):gsub("^\n", ""))
+    end
+end
+
+local cache = {}
+
+-- The logger for a dotted name ("fuglu.SessionHandler", "fuglu.plugin.KillerPlugin").
+function log.logger(name)
+    local logger = cache[name]
+    if logger == nil then
+        logger = setmetatable({ name = name }, Logger)
+        cache[name] = logger
+    end
+    return logger
+end
+
+return log

@@ -1,0 +1,138 @@
+-- fuglu.pipeline: one message through the plugin chain (Fuglu's scansession).
+--
+--   prependers  each may return a new scanner list for this message
+--   scanners    in order; the first code other than DUNNO ends the chain and is the decision
+--   core headers  <prefix>Spamstatus, <prefix>Debuginfo, <prefix>Suspect; tag fuglu.scantime
+--   log line    [main] logtemplate at INFO as fuglu.SessionHandler
+--   appenders   later, after the reply (run_appenders)
+--
+-- A plugin error never stops the message: it is logged with its traceback, counted in
+-- stats.plugin_errors, and the chain goes on (a failed scanner leaves no decisions entry).
+
+local core = require "fuglu_core"
+local actions = require "fuglu.actions"
+local log = require "fuglu.log"
+local template = require "fuglu.template"
+
+local pipeline = {}
+
+local session_log = log.logger("fuglu.SessionHandler")
+
+local function count_error(stats)
+    if stats then stats.plugin_errors = (stats.plugin_errors or 0) + 1 end
+end
+
+local function names_of(list)
+    local names = {}
+    for i, p in ipairs(list) do names[i] = tostring(p) end
+    return names
+end
+
+-- Logs which plugins a prepender added or removed (debug).
+local function log_list_change(prepender, before, after)
+    if not session_log:enabled(10) then return end
+    local old, new = {}, {}
+    for _, p in ipairs(before) do old[p] = true end
+    for _, p in ipairs(after) do new[p] = true end
+    for _, p in ipairs(after) do
+        if not old[p] then session_log:debug("Prepender %s added plugin: %s", tostring(prepender), tostring(p)) end
+    end
+    for _, p in ipairs(before) do
+        if not new[p] then session_log:debug("Prepender %s removed plugin: %s", tostring(prepender), tostring(p)) end
+    end
+end
+
+-- Runs the prependers; returns the scanner list to use for this message.
+function pipeline.run_prependers(suspect, prependers, scanners, stats)
+    local list = {}
+    for i, p in ipairs(scanners) do list[i] = p end
+    for _, prepender in ipairs(prependers) do
+        local ok, result = xpcall(function() return prepender:pluginlist(suspect, list) end, debug.traceback)
+        if not ok then
+            count_error(stats)
+            session_log:error("Prepender %s failed: %s", tostring(prepender), tostring(result))
+        elseif type(result) == "table" then
+            log_list_change(prepender, list, result)
+            list = result
+        elseif result ~= nil then
+            session_log:error("Prepender %s returned %s instead of a plugin list; ignored",
+                tostring(prepender), type(result))
+        end
+    end
+    return list
+end
+
+-- Runs the scanners. Returns decision, message, the deciding plugin (or nil).
+function pipeline.run_scanners(suspect, scanners, stats)
+    for _, scanner in ipairs(scanners) do
+        local started = core.monotonic()
+        local ok, code, message = xpcall(function() return scanner:examine(suspect) end, debug.traceback)
+        local seconds = core.monotonic() - started
+        if not ok then
+            count_error(stats)
+            session_log:error("Plugin %s failed: %s", tostring(scanner), tostring(code))
+        else
+            if code == nil then code = actions.DUNNO end
+            local scantimes, decisions = suspect.tags.scantimes, suspect.tags.decisions
+            scantimes[#scantimes + 1] = { scanner.section, seconds }
+            decisions[#decisions + 1] = { scanner.section, code }
+            if not actions.is_valid(code) then
+                session_log:error("Plugin %s returned invalid message action code: %s. Using DUNNO",
+                    tostring(scanner), tostring(code))
+            elseif code ~= actions.DUNNO then
+                session_log:debug("Plugin %s makes a decision: %s", tostring(scanner),
+                    actions.actioncode_to_string(code))
+                if message ~= nil then message = tostring(message) end
+                return code, message, scanner
+            end
+        end
+    end
+    return actions.DUNNO, nil, nil
+end
+
+-- The headers the core adds after scanning, and the scan time tag.
+function pipeline.add_core_headers(suspect, config, scantime)
+    local prefix = config:get("main", "prependaddedheaders", "X-Fuglu-")
+    if config:getboolean("main", "spamstatusheader", true) then
+        suspect:add_header(prefix .. "Spamstatus", suspect:is_spam() and "YES" or "NO")
+    end
+    suspect.tags["fuglu.scantime"] = string.format("%.4f", scantime)
+    if config:getboolean("main", "debuginfoheader", false) then
+        suspect:add_header(prefix .. "Debuginfo", tostring(suspect))
+    end
+    if config:getboolean("main", "suspectidheader", true) then
+        suspect:add_header(prefix .. "Suspect", suspect.id)
+    end
+end
+
+-- The [main] logtemplate line (nil if the template is blank).
+function pipeline.log_line(suspect, config)
+    local text = config:get("main", "logtemplate", "")
+    if text:match("^%s*$") then return nil end
+    return template.apply(text, suspect, suspect:log_values())
+end
+
+-- Prependers, scanners, core headers and the log line. Returns decision, message, plugin.
+function pipeline.scan(suspect, chain, config, stats)
+    local scanners = pipeline.run_prependers(suspect, chain.prependers or {}, chain.scanners or {}, stats)
+    local started = core.monotonic()
+    local decision, message, decider = pipeline.run_scanners(suspect, scanners, stats)
+    pipeline.add_core_headers(suspect, config, core.monotonic() - started)
+    local line = pipeline.log_line(suspect, config)
+    if line then session_log:info("%s", line) end
+    suspect:debug(tostring(suspect))
+    return decision, message, decider
+end
+
+-- Runs the appenders with the final decision; errors are logged and counted.
+function pipeline.run_appenders(suspect, appenders, decision, stats)
+    for _, appender in ipairs(appenders) do
+        local ok, err = xpcall(function() return appender:process(suspect, decision) end, debug.traceback)
+        if not ok then
+            count_error(stats)
+            session_log:error("Appender %s failed: %s", tostring(appender), tostring(err))
+        end
+    end
+end
+
+return pipeline
