@@ -123,6 +123,46 @@ int fg_msg_append(fg_msg *m, const void *data, size_t len, char **err)
     return 0;
 }
 
+fg_msg *fg_msg_from_fd(int fd, size_t len, char **err)
+{
+    fg_msg *m = fg_msg_new(NULL, 0);
+    m->fd = fd;
+    m->path = NULL;
+    m->len = len;
+    m->finished = true;
+    if (len > 0) {
+        m->map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        if (m->map == MAP_FAILED) {
+            m->map = NULL;
+            *err = xasprintf("could not map the message: %s", strerror(errno));
+            fg_msg_unref(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+int fg_msg_export_fd(const fg_msg *m, char **err)
+{
+    if (m->fd >= 0 && m->path) {
+        int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            *err = xasprintf("cannot reopen %s: %s", m->path, strerror(errno));
+        return fd;
+    }
+    int fd = memfd_create("fuglu-message", MFD_CLOEXEC);
+    if (fd < 0) {
+        *err = xasprintf("memfd_create failed: %s", strerror(errno));
+        return -1;
+    }
+    if (write_all(fd, fg_msg_data(m), m->len) != 0) {
+        *err = xasprintf("cannot write the message to a memfd: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int fg_msg_finish(fg_msg *m, char **err)
 {
     if (m->finished)
@@ -180,7 +220,8 @@ void fg_msg_unref(fg_msg *m)
         munmap(m->map, m->len);
     if (m->fd >= 0) {
         close(m->fd);
-        unlink(m->path);
+        if (m->path)
+            unlink(m->path);
     }
     free(m->path);
     free(m->tempdir);

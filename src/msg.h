@@ -19,6 +19,12 @@ fg_msg *fg_msg_new(const char *tempdir, size_t spill_threshold);
 fg_msg *fg_msg_from_bytes(const void *data, size_t len);
 /* A finished message read from a file; NULL with *err set (caller frees) on failure. */
 fg_msg *fg_msg_from_file(const char *path, char **err);
+/* A finished message over a file descriptor (mapped read-only; the fd is owned by the message). Used
+ * by process workers that receive the message as a descriptor. NULL with *err on failure. */
+fg_msg *fg_msg_from_fd(int fd, size_t len, char **err);
+/* A read-only descriptor holding the finished message's bytes (a new memfd for in-memory messages,
+ * a fresh descriptor of the spill file otherwise); -1 with *err on failure. The caller closes it. */
+int fg_msg_export_fd(const fg_msg *m, char **err);
 /* Returns 0, or -1 with *err (caller frees) on an I/O failure (disk full...). */
 int fg_msg_append(fg_msg *m, const void *data, size_t len, char **err);
 int fg_msg_finish(fg_msg *m, char **err);
