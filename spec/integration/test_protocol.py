@@ -1,0 +1,177 @@
+"""Integration: the SMTP server side of the after-queue connector.
+
+Banner, EHLO keywords, command sequence errors, garbage, RSET/NOOP/QUIT, line length limit, SIZE,
+idle timeout, MAIL/RCPT parameters and XFORWARD passed downstream.
+"""
+
+import re
+import socket
+import time
+import unittest
+
+from harness import FugluCase, ID_RE, dot_stuff, make_message
+
+
+class ProtocolTests(FugluCase):
+    config = {"main.maxmessagesize": "20000"}
+
+    def test_banner(self):
+        with self.client() as c:
+            self.assertRegex(c.reply_line() or "", r"^220 [^ ]+ fuglu scanner ready$")
+
+    def test_ehlo_keywords(self):
+        with self.client() as c:
+            _, texts = c.banner_and_ehlo()
+            keywords = {t.split()[0].upper() for t in texts[1:] if t.strip()}
+            for k in ("PIPELINING", "8BITMIME", "SIZE", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN", "XFORWARD"):
+                self.assertIn(k, keywords, "EHLO does not advertise %s: %r" % (k, texts))
+
+    def test_helo(self):
+        with self.client() as c:
+            c.reply_line()
+            self.assertEqual(c.cmd("HELO client.test.local")[:4], "250 ")
+
+    def test_rcpt_before_mail_is_503(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertEqual(c.cmd("RCPT TO:<b@example.net>")[:3], "503")
+
+    def test_data_before_rcpt_is_503(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertEqual(c.cmd("DATA")[:3], "503")
+            c.expect("MAIL FROM:<a@example.org>", 250)
+            self.assertEqual(c.cmd("DATA")[:3], "503")
+            # the session is still usable
+            c.expect("RCPT TO:<b@example.net>", 250)
+
+    def test_nested_mail_is_503(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            c.expect("MAIL FROM:<a@example.org>", 250)
+            self.assertEqual(c.cmd("MAIL FROM:<a@example.org>")[:3], "503")
+
+    def test_garbage_command(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertIn(c.cmd("FOOBAR baz")[:3], ("500", "502"))
+            self.assertEqual(c.cmd("NOOP")[:3], "250")
+
+    def test_bad_mail_syntax_is_501(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertEqual(c.cmd("MAIL TO:<a@example.org>")[:3], "501")
+            self.assertEqual(c.cmd("MAIL FROM:<a@example.org")[:3], "501")
+            c.expect("MAIL FROM:<a@example.org>", 250)
+            self.assertEqual(c.cmd("RCPT FROM:<b@example.net>")[:3], "501")
+
+    def test_rset(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            c.expect("MAIL FROM:<a@example.org>", 250)
+            c.expect("RCPT TO:<b@example.net>", 250)
+            self.assertEqual(c.cmd("RSET")[:3], "250")
+            self.assertEqual(c.cmd("RCPT TO:<b@example.net>")[:3], "503", "RSET did not clear the transaction")
+            c.expect("MAIL FROM:<a@example.org>", 250)
+
+    def test_noop(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertEqual(c.cmd("NOOP")[:3], "250")
+
+    def test_quit(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertEqual(c.cmd("QUIT")[:3], "221")
+            self.assertIsNone(c.read_line(timeout=5), "connection not closed after QUIT")
+
+    def test_overlong_command_line(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            reply = c.cmd("NOOP " + "x" * 5000)
+            self.assertEqual((reply or "")[:3], "500", "5000-byte command line answered %r" % reply)
+
+    def test_declared_size_too_big_is_552(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            self.assertEqual(c.cmd("MAIL FROM:<a@example.org> SIZE=20001")[:3], "552")
+            self.assertEqual(c.cmd("MAIL FROM:<a@example.org> SIZE=1000")[:3], "250")
+
+    def test_actual_size_too_big_is_552(self):
+        before = self.sink_count()
+        body = ("y" * 70 + "\r\n") * 400           # 28800 bytes > maxmessagesize 20000
+        with self.client() as c:
+            c.banner_and_ehlo()
+            reply = c.send_message("a@example.org", ["b@example.net"], make_message(body=body, subject="big"))
+            self.assertEqual((reply or "")[:3], "552", "oversized message answered %r" % reply)
+            # the session continues
+            self.assertEqual(c.cmd("NOOP")[:3], "250")
+        time.sleep(0.3)
+        self.assertEqual(self.sink_count(), before)
+
+    def test_params_and_xforward_downstream(self):
+        before = self.sink_count()
+        with self.client() as c:
+            c.banner_and_ehlo()
+            c.expect("XFORWARD NAME=client.example.com ADDR=192.0.2.7 PORT=4711", 250)
+            c.expect("XFORWARD HELO=helo.example.com PROTO=ESMTP", 250)
+            c.expect("MAIL FROM:<a@example.org> BODY=8BITMIME RET=HDRS ENVID=env42", 250)
+            c.expect("RCPT TO:<b@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.net", 250)
+            c.expect("DATA", 354)
+            c.send(dot_stuff(make_message(subject="params")))
+            reply = c.reply_line(timeout=30)
+        self.assertRegex(reply or "", r"^250 FUGLU REQUEUE\(%s\): " % ID_RE)
+        env, _ = self.wait_sink(before + 1)[-1]
+        opts = env["mail_options"].upper().split()
+        self.assertIn("BODY=8BITMIME", opts)
+        self.assertIn("RET=HDRS", opts)
+        self.assertIn("ENVID=ENV42", opts)
+        ropts = env["rcpt_options"][0].upper().split()
+        self.assertIn("NOTIFY=SUCCESS,FAILURE", ropts)
+        self.assertIn("ORCPT=RFC822;B@EXAMPLE.NET", ropts)
+        xf = env["xforward"]
+        self.assertEqual(xf.get("NAME"), "client.example.com")
+        self.assertEqual(xf.get("ADDR"), "192.0.2.7")
+        self.assertEqual(xf.get("HELO"), "helo.example.com")
+        self.assertEqual(xf.get("PROTO"), "ESMTP")
+        self.assertTrue(env["esmtp"], "re-injection did not use EHLO")
+        self.assertEqual(env["helo"], "fuglu.test.local", "outgoinghelo not used")
+
+    def test_smtputf8_sender(self):
+        before = self.sink_count()
+        with self.client() as c:
+            c.banner_and_ehlo()
+            reply = c.send_message("j\u00f6rg@example.org", ["b@example.net"],
+                                   make_message(subject="utf8"), mail_params="SMTPUTF8")
+        self.assertRegex(reply or "", r"^250 FUGLU REQUEUE\(%s\): " % ID_RE)
+        env, _ = self.wait_sink(before + 1)[-1]
+        self.assertEqual(env["mail_from"], "j\u00f6rg@example.org")
+        self.assertIn("SMTPUTF8", env["mail_options"].upper().split())
+
+
+class IdleTimeoutTests(FugluCase):
+    config = {"main.smtp_timeout": "2"}
+
+    def test_idle_session_gets_421(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            start = time.monotonic()
+            try:
+                line = c.read_line(timeout=10)
+            except socket.timeout:
+                self.fail("no reply within 10 s of idling with smtp_timeout=2")
+            elapsed = time.monotonic() - start
+            self.assertRegex(line or "", r"^421 ", "idle session got %r" % line)
+            self.assertGreater(elapsed, 1.5, "closed after %.2f s, before smtp_timeout" % elapsed)
+            self.assertIsNone(c.read_line(timeout=5), "connection not closed after 421")
+
+    def test_active_session_is_not_closed(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            for _ in range(3):
+                time.sleep(1)
+                self.assertEqual(c.cmd("NOOP")[:3], "250")
+
+
+if __name__ == "__main__":
+    unittest.main()
