@@ -1,82 +1,646 @@
-/* log: minimal named-logger implementation (stderr or one file). See log.h. */
+/* log: the logging core behind log.h: configuration snapshots, level checks, the record queue and
+ * the writer thread.
+ *
+ * Snapshots. The configuration in use is `log_current`, an immutable snapshot (a logging.conf, the
+ * fg_log_set_level overrides and a cache of per-logger routes) swapped with one atomic exchange.
+ * Readers (fg_log_enabled, fg_log, the writer) announce themselves on a per-thread reader stripe
+ * (an uncontended atomic counter); the thread that swaps waits until every stripe has been seen at
+ * zero once before it frees the old snapshot, so no reader can hold it (a grace period, as RCU).
+ *
+ * Routes. For a logger name the route is its effective level (the nearest configured ancestor with
+ * a level, else root) and the handlers a record meets walking up the hierarchy until a logger with
+ * propagate=0: Python's Logger.getEffectiveLevel and callHandlers. Routes are computed once per
+ * snapshot and name and cached in a lock-free open-addressing table.
+ *
+ * Records. The caller formats the message only when the level is enabled and, with the writer
+ * running, pushes a copy onto a bounded multi-producer queue (Vyukov's array queue); the writer
+ * thread renders each handler's line and does all the I/O and rotation under `log_emit_lock`.
+ * Without the writer the caller emits under that lock itself.
+ */
 #include "log.h"
+#include "log_conf.h"
 #include "util.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
-#define MAX_OVERRIDES 64
+#define LOG_STRIPES 64
+#define LOG_CACHE_SLOTS 1024
+#define LOG_CACHE_PROBES 16
+#define LOG_BATCH 256
+#define LOG_DROP_LOGGER "fuglu.log"
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static int root_level = FG_INFO;
-static FILE *log_target; /* NULL = stderr */
-static struct {
+/* ---- reader stripes (grace periods) ---- */
+
+typedef struct log_stripe {
+    _Atomic unsigned long active;
+    char pad[64 - sizeof(unsigned long)];
+} log_stripe;
+
+static log_stripe log_stripes[LOG_STRIPES];
+static _Atomic unsigned log_stripe_next;
+static _Thread_local int log_my_stripe = -1;
+
+static log_stripe *log_reader_enter(void)
+{
+    if (log_my_stripe < 0)
+        log_my_stripe = (int)(atomic_fetch_add(&log_stripe_next, 1) % LOG_STRIPES);
+    log_stripe *s = &log_stripes[log_my_stripe];
+    atomic_fetch_add(&s->active, 1);
+    return s;
+}
+
+static void log_reader_exit(log_stripe *s)
+{
+    atomic_fetch_sub(&s->active, 1);
+}
+
+/* Waits until every stripe was seen idle once after the caller's swap; false after timeout_ms. */
+static bool log_reader_synchronize(int timeout_ms)
+{
+    for (int i = 0; i < LOG_STRIPES; i++) {
+        int waited_us = 0;
+        while (atomic_load(&log_stripes[i].active) != 0) {
+            if (waited_us >= timeout_ms * 1000)
+                return false;
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+            waited_us += 50;
+        }
+    }
+    return true;
+}
+
+/* ---- snapshots and routes ---- */
+
+typedef struct log_route {
+    uint64_t hash;
+    int level;
+    size_t n;            /* handlers met; 0 = Python's lastResort (WARNING and up to stderr) */
+    size_t *handlers;
+    char name[];
+} log_route;
+
+typedef struct log_shared_conf {
+    fg_log_conf *conf;   /* opened */
+    int refs;            /* snapshots using it; under log_install_lock */
+} log_shared_conf;
+
+typedef struct log_override {
     char *name;
     int level;
-} overrides[MAX_OVERRIDES];
-static int n_overrides;
+} log_override;
 
-int fg_log_configure(int level, const char *path)
+typedef struct log_snapshot {
+    log_shared_conf *shared;    /* NULL = built-in: INFO to stderr in the default format */
+    log_override *overrides;
+    size_t n_overrides;
+    bool simple;                /* only a root logger and no overrides: the level is root's */
+    int simple_level;
+    _Atomic(log_route *) cache[LOG_CACHE_SLOTS];
+} log_snapshot;
+
+static _Atomic(log_snapshot *) log_current;
+static pthread_mutex_t log_install_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t log_emit_lock = PTHREAD_MUTEX_INITIALIZER;
+static log_snapshot **log_retired;     /* snapshots whose grace period timed out; freed at shutdown */
+static size_t log_n_retired;
+
+static uint64_t log_hash(const char *s, size_t n)
 {
-    FILE *f = NULL;
-    if (path && *path) {
-        f = fopen(path, "a");
-        if (!f)
-            return -1;
-        setvbuf(f, NULL, _IOLBF, 0);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
     }
-    pthread_mutex_lock(&log_lock);
-    if (log_target)
-        fclose(log_target);
-    log_target = f;
-    root_level = level;
-    pthread_mutex_unlock(&log_lock);
+    return h;
+}
+
+/* a is the logger `name` itself or one of its dotted ancestors ("" is the root). */
+static bool log_is_ancestor(const char *a, const char *name)
+{
+    size_t n = strlen(a);
+    return n == 0 || (strncmp(name, a, n) == 0 && (name[n] == '\0' || name[n] == '.'));
+}
+
+static log_route *log_route_compute(const log_snapshot *s, const char *name, uint64_t hash)
+{
+    size_t namelen = strlen(name);
+    log_route *r = xcalloc(1, sizeof *r + namelen + 1);
+    memcpy(r->name, name, namelen + 1);
+    r->hash = hash;
+    const fg_log_conf *c = s->shared ? s->shared->conf : NULL;
+    /* the chain of configured loggers from `name` up to the root, most specific first */
+    size_t nchain = 0, *chain = xcalloc(c ? c->n_loggers + 1 : 1, sizeof *chain);
+    for (size_t i = 1; c && i < c->n_loggers; i++) {
+        if (!log_is_ancestor(c->loggers[i].name, name))
+            continue;
+        size_t j = nchain++;
+        size_t len = strlen(c->loggers[i].name);
+        while (j > 0 && strlen(c->loggers[chain[j - 1]].name) < len) {
+            chain[j] = chain[j - 1];
+            j--;
+        }
+        chain[j] = i;
+    }
+    if (c)
+        chain[nchain++] = 0;
+    /* effective level: the most specific logger (or override) with a level */
+    int level = c ? c->loggers[0].level : FG_INFO;
+    long best = -1;
+    for (size_t k = 0; k < nchain; k++) {
+        const fg_log_logger *l = &c->loggers[chain[k]];
+        if (l->level != 0 && (long)strlen(l->name) > best && chain[k] != 0) {
+            best = (long)strlen(l->name);
+            level = l->level;
+        }
+    }
+    for (size_t k = 0; k < s->n_overrides; k++) {
+        const log_override *o = &s->overrides[k];
+        long len = (long)strlen(o->name);
+        if (o->level != 0 && log_is_ancestor(o->name, name) && len >= best) {   /* ties: override wins */
+            best = len;
+            level = o->level;
+        }
+    }
+    r->level = level;
+    /* handlers: up the chain until propagate=0 */
+    size_t total = 0;
+    for (size_t k = 0; k < nchain; k++)
+        total += c->loggers[chain[k]].n_handlers;
+    r->handlers = xcalloc(total + 1, sizeof *r->handlers);
+    for (size_t k = 0; k < nchain; k++) {
+        const fg_log_logger *l = &c->loggers[chain[k]];
+        for (size_t h = 0; h < l->n_handlers; h++)
+            r->handlers[r->n++] = l->handlers[h];
+        if (!l->propagate)
+            break;
+    }
+    free(chain);
+    return r;
+}
+
+static void log_route_free(log_route *r)
+{
+    if (r) {
+        free(r->handlers);
+        free(r);
+    }
+}
+
+/* The cached route of `name`; when the cache is full *tofree is set and the caller frees it. */
+static const log_route *log_route_get(log_snapshot *s, const char *name, log_route **tofree)
+{
+    uint64_t h = log_hash(name, strlen(name));
+    log_route *mine = NULL;
+    *tofree = NULL;
+    for (size_t p = 0; p < LOG_CACHE_PROBES; p++) {
+        _Atomic(log_route *) *slot = &s->cache[(h + p) & (LOG_CACHE_SLOTS - 1)];
+        log_route *r = atomic_load_explicit(slot, memory_order_acquire);
+        if (!r) {
+            if (!mine)
+                mine = log_route_compute(s, name, h);
+            log_route *expected = NULL;
+            if (atomic_compare_exchange_strong(slot, &expected, mine))
+                return mine;
+            r = expected;
+        }
+        if (r->hash == h && strcmp(r->name, name) == 0) {
+            log_route_free(mine);
+            return r;
+        }
+    }
+    if (!mine)
+        mine = log_route_compute(s, name, h);
+    *tofree = mine;
+    return mine;
+}
+
+static int log_snapshot_level(log_snapshot *s, const char *name)
+{
+    if (!s)
+        return FG_INFO;
+    if (s->simple)
+        return s->simple_level;
+    log_route *tofree;
+    int level = log_route_get(s, name, &tofree)->level;
+    log_route_free(tofree);
+    return level;
+}
+
+static log_snapshot *log_snapshot_new(log_shared_conf *shared, const log_snapshot *old_overrides)
+{
+    log_snapshot *s = xcalloc(1, sizeof *s);
+    s->shared = shared;
+    if (shared)
+        shared->refs++;
+    if (old_overrides && old_overrides->n_overrides) {
+        s->overrides = xcalloc(old_overrides->n_overrides, sizeof *s->overrides);
+        for (size_t i = 0; i < old_overrides->n_overrides; i++) {
+            s->overrides[i].name = xstrdup(old_overrides->overrides[i].name);
+            s->overrides[i].level = old_overrides->overrides[i].level;
+        }
+        s->n_overrides = old_overrides->n_overrides;
+    }
+    return s;
+}
+
+/* Decides the fast path once the snapshot is complete. */
+static void log_snapshot_seal(log_snapshot *s)
+{
+    const fg_log_conf *c = s->shared ? s->shared->conf : NULL;
+    s->simple = s->n_overrides == 0 && (!c || c->n_loggers == 1);
+    s->simple_level = c ? c->loggers[0].level : FG_INFO;
+}
+
+/* Frees a snapshot nobody reads any more; the last user of a conf closes its handlers. */
+static void log_snapshot_free(log_snapshot *s)
+{
+    for (size_t i = 0; i < LOG_CACHE_SLOTS; i++)
+        log_route_free(atomic_load(&s->cache[i]));
+    for (size_t i = 0; i < s->n_overrides; i++)
+        free(s->overrides[i].name);
+    free(s->overrides);
+    if (s->shared && --s->shared->refs == 0) {
+        pthread_mutex_lock(&log_emit_lock);
+        fg_log_conf_free(s->shared->conf);
+        pthread_mutex_unlock(&log_emit_lock);
+        free(s->shared);
+    }
+    free(s);
+}
+
+/* Makes s current and frees the previous snapshot after its grace period. Call with
+ * log_install_lock held. */
+static void log_install_locked(log_snapshot *s)
+{
+    if (s)
+        log_snapshot_seal(s);
+    log_snapshot *old = atomic_exchange(&log_current, s);
+    if (!old)
+        return;
+    if (log_reader_synchronize(2000)) {
+        log_snapshot_free(old);
+    } else {
+        log_retired = xrealloc(log_retired, (log_n_retired + 1) * sizeof *log_retired);
+        log_retired[log_n_retired++] = old;
+    }
+}
+
+/* ---- the record queue ---- */
+
+typedef struct log_queued {
+    fg_log_record rec;
+    char data[];
+} log_queued;
+
+typedef struct log_cell {
+    _Atomic size_t seq;
+    log_queued *rec;
+} log_cell;
+
+static log_cell *log_queue;
+static size_t log_queue_mask;
+static _Atomic size_t log_enqueue_pos;
+static size_t log_dequeue_pos;
+static size_t log_queue_capacity = 65536;
+
+static _Atomic bool log_writer_running;
+static _Atomic bool log_writer_stop;
+static _Atomic bool log_writer_sleeping;
+static pthread_t log_writer_thread;
+static pthread_mutex_t log_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_wake_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic unsigned long log_dropped_total;
+static _Atomic unsigned long log_dropped_unreported;
+
+static bool log_queue_push(log_queued *r)
+{
+    size_t pos = atomic_load_explicit(&log_enqueue_pos, memory_order_relaxed);
+    for (;;) {
+        log_cell *c = &log_queue[pos & log_queue_mask];
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&log_enqueue_pos, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                c->rec = r;
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                return true;
+            }
+        } else if (dif < 0) {
+            return false;
+        } else {
+            pos = atomic_load_explicit(&log_enqueue_pos, memory_order_relaxed);
+        }
+    }
+}
+
+/* Single consumer: the writer thread. */
+static log_queued *log_queue_pop(void)
+{
+    log_cell *c = &log_queue[log_dequeue_pos & log_queue_mask];
+    size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+    if ((intptr_t)seq - (intptr_t)(log_dequeue_pos + 1) != 0)
+        return NULL;
+    log_queued *r = c->rec;
+    atomic_store_explicit(&c->seq, log_dequeue_pos + log_queue_mask + 1, memory_order_release);
+    log_dequeue_pos++;
+    return r;
+}
+
+/* ---- emitting (under log_emit_lock) ---- */
+
+static fg_log_format *log_default_format;
+static fg_log_format *log_message_format;
+static fg_buf log_sync_scratch;
+
+static void log_write_stderr(const fg_log_format *f, const fg_log_record *r, fg_buf *scratch)
+{
+    fg_buf_clear(scratch);
+    fg_log_format_render(f, r, scratch);
+    fg_buf_append(scratch, "\n", 1);
+    const char *p = scratch->data;
+    size_t left = scratch->len;
+    while (left > 0) {
+        ssize_t n = write(2, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        p += n;
+        left -= (size_t)n;
+    }
+}
+
+static void log_emit(log_snapshot *s, const fg_log_record *r, fg_buf *scratch)
+{
+    if (!log_default_format) {
+        char *err = NULL;
+        log_default_format = fg_log_format_compile(FG_LOG_DEFAULT_FORMAT, NULL, &err);
+        log_message_format = fg_log_format_compile(NULL, NULL, &err);
+    }
+    if (!s || !s->shared) {
+        if (r->level >= log_snapshot_level(s, r->name))
+            log_write_stderr(log_default_format, r, scratch);
+        return;
+    }
+    log_route *tofree;
+    const log_route *route = log_route_get(s, r->name, &tofree);
+    if (r->level >= route->level) {
+        for (size_t i = 0; i < route->n; i++)
+            fg_log_handler_emit(s->shared->conf->handlers[route->handlers[i]], r, scratch);
+        if (route->n == 0 && r->level >= FG_WARNING)
+            log_write_stderr(log_message_format, r, scratch);
+    }
+    log_route_free(tofree);
+}
+
+/* ---- the calling thread's identity ---- */
+
+static _Thread_local char log_thread_name[64];
+
+void fg_log_set_thread_name(const char *name)
+{
+    snprintf(log_thread_name, sizeof log_thread_name, "%s", name);
+}
+
+static const char *log_get_thread_name(void)
+{
+    if (!log_thread_name[0]) {
+        if ((pid_t)syscall(SYS_gettid) == getpid()) {
+            strcpy(log_thread_name, "MainThread");
+        } else {
+            char comm[17] = {0};
+            prctl(PR_GET_NAME, comm, 0, 0, 0);
+            snprintf(log_thread_name, sizeof log_thread_name, "%s", comm[0] ? comm : "Thread");
+        }
+    }
+    return log_thread_name;
+}
+
+/* ---- the writer thread ---- */
+
+static void log_report_drops(log_snapshot *s, fg_buf *scratch)
+{
+    unsigned long n = atomic_exchange(&log_dropped_unreported, 0);
+    if (n == 0)
+        return;
+    char msg[64];
+    snprintf(msg, sizeof msg, "%lu log records dropped", n);
+    fg_log_record r = {.name = LOG_DROP_LOGGER, .level = FG_WARNING, .message = msg, .created = fg_now(),
+                       .process = getpid(), .thread = (unsigned long)pthread_self(), .thread_name = "fuglu-log",
+                       .pathname = __FILE__, .func = __func__, .lineno = __LINE__};
+    log_emit(s, &r, scratch);
+}
+
+static void *log_writer_main(void *arg)
+{
+    (void)arg;
+    fg_buf scratch;
+    fg_buf_init(&scratch);
+    log_queued *batch[LOG_BATCH];
+    for (;;) {
+        size_t n = 0;
+        while (n < LOG_BATCH && (batch[n] = log_queue_pop()) != NULL)
+            n++;
+        if (n == 0) {
+            if (atomic_load(&log_writer_stop))
+                break;
+            pthread_mutex_lock(&log_wake_lock);
+            atomic_store(&log_writer_sleeping, true);
+            log_cell *c = &log_queue[log_dequeue_pos & log_queue_mask];
+            if ((intptr_t)atomic_load(&c->seq) - (intptr_t)(log_dequeue_pos + 1) != 0 &&
+                !atomic_load(&log_writer_stop)) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&log_wake_cond, &log_wake_lock, &ts);
+            }
+            atomic_store(&log_writer_sleeping, false);
+            pthread_mutex_unlock(&log_wake_lock);
+            continue;
+        }
+        log_stripe *st = log_reader_enter();
+        pthread_mutex_lock(&log_emit_lock);
+        log_snapshot *s = atomic_load(&log_current);
+        for (size_t i = 0; i < n; i++)
+            log_emit(s, &batch[i]->rec, &scratch);
+        log_report_drops(s, &scratch);
+        pthread_mutex_unlock(&log_emit_lock);
+        log_reader_exit(st);
+        for (size_t i = 0; i < n; i++)
+            free(batch[i]);
+    }
+    fg_buf_free(&scratch);
+    return NULL;
+}
+
+static void log_wake_writer(void)
+{
+    if (atomic_load(&log_writer_sleeping)) {
+        pthread_mutex_lock(&log_wake_lock);
+        pthread_cond_signal(&log_wake_cond);
+        pthread_mutex_unlock(&log_wake_lock);
+    }
+}
+
+/* A forked child has no writer thread: it writes synchronously. */
+static void log_atfork_prepare(void)
+{
+    pthread_mutex_lock(&log_install_lock);
+    pthread_mutex_lock(&log_emit_lock);
+}
+
+static void log_atfork_parent(void)
+{
+    pthread_mutex_unlock(&log_emit_lock);
+    pthread_mutex_unlock(&log_install_lock);
+}
+
+static void log_atfork_child(void)
+{
+    atomic_store(&log_writer_running, false);
+    log_queue = NULL;
+    pthread_mutex_unlock(&log_emit_lock);
+    pthread_mutex_unlock(&log_install_lock);
+}
+
+static void log_atfork_register(void)
+{
+    pthread_atfork(log_atfork_prepare, log_atfork_parent, log_atfork_child);
+}
+
+static void log_writer_start(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, log_atfork_register);
+    size_t cap = 2;
+    while (cap < log_queue_capacity)
+        cap <<= 1;
+    log_queue = xcalloc(cap, sizeof *log_queue);
+    for (size_t i = 0; i < cap; i++)
+        atomic_init(&log_queue[i].seq, i);
+    log_queue_mask = cap - 1;
+    atomic_store(&log_enqueue_pos, 0);
+    log_dequeue_pos = 0;
+    atomic_store(&log_writer_stop, false);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals are for the main thread */
+    int rc = pthread_create(&log_writer_thread, NULL, log_writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        free(log_queue);
+        log_queue = NULL;
+        return;   /* stays synchronous */
+    }
+    pthread_setname_np(log_writer_thread, "fuglu-log");
+    atomic_store(&log_writer_running, true);
+}
+
+/* Stops the writer after it wrote everything queued. */
+static void log_writer_stop_and_join(void)
+{
+    if (!atomic_load(&log_writer_running))
+        return;
+    atomic_store(&log_writer_running, false);
+    /* producers that saw the writer running are done pushing after this */
+    log_reader_synchronize(5000);
+    atomic_store(&log_writer_stop, true);
+    pthread_mutex_lock(&log_wake_lock);
+    pthread_cond_signal(&log_wake_cond);
+    pthread_mutex_unlock(&log_wake_lock);
+    pthread_join(log_writer_thread, NULL);
+    free(log_queue);
+    log_queue = NULL;
+}
+
+/* ---- public API ---- */
+
+static uint64_t log_loaded_hash;
+static char *log_loaded_path;
+
+/* Reads a whole file; NULL with errno set on failure. */
+static char *log_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fg_buf b;
+    fg_buf_init(&b);
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fg_buf_append(&b, chunk, n);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        fg_buf_free(&b);
+        errno = EIO;
+        return NULL;
+    }
+    return fg_buf_steal(&b, len);
+}
+
+int fg_log_configure(int root_level, const char *path)
+{
+    fg_log_conf *c = fg_log_conf_simple(root_level, path && *path ? path : NULL);
+    char *err = NULL;
+    if (fg_log_conf_open(c, &err) != 0) {
+        int e = errno;
+        free(err);
+        fg_log_conf_free(c);
+        errno = e;
+        return -1;
+    }
+    log_shared_conf *shared = xcalloc(1, sizeof *shared);
+    shared->conf = c;
+    pthread_mutex_lock(&log_install_lock);
+    log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
+    pthread_mutex_unlock(&log_install_lock);
     return 0;
 }
 
 void fg_log_set_level(const char *logger, int level)
 {
-    pthread_mutex_lock(&log_lock);
-    for (int i = 0; i < n_overrides; i++)
-        if (strcmp(overrides[i].name, logger) == 0) {
-            overrides[i].level = level;
-            pthread_mutex_unlock(&log_lock);
-            return;
-        }
-    if (n_overrides < MAX_OVERRIDES) {
-        overrides[n_overrides].name = xstrdup(logger);
-        overrides[n_overrides].level = level;
-        n_overrides++;
+    const char *name = strcmp(logger, "root") == 0 ? "" : logger;
+    pthread_mutex_lock(&log_install_lock);
+    log_snapshot *old = atomic_load(&log_current);
+    log_snapshot *s = log_snapshot_new(old ? old->shared : NULL, old);
+    size_t i = 0;
+    while (i < s->n_overrides && strcmp(s->overrides[i].name, name) != 0)
+        i++;
+    if (i == s->n_overrides) {
+        s->overrides = xrealloc(s->overrides, (i + 1) * sizeof *s->overrides);
+        s->overrides[i].name = xstrdup(name);
+        s->n_overrides++;
     }
-    pthread_mutex_unlock(&log_lock);
-}
-
-/* The effective level: the longest override that is the logger itself or a dotted ancestor. */
-static int effective_level(const char *logger)
-{
-    int best_len = -1, level = root_level;
-    for (int i = 0; i < n_overrides; i++) {
-        size_t n = strlen(overrides[i].name);
-        if (strncmp(logger, overrides[i].name, n) == 0 && (logger[n] == '\0' || logger[n] == '.') &&
-            (int)n > best_len) {
-            best_len = (int)n;
-            level = overrides[i].level;
-        }
-    }
-    return level;
+    s->overrides[i].level = level;
+    log_install_locked(s);
+    pthread_mutex_unlock(&log_install_lock);
 }
 
 bool fg_log_enabled(const char *logger, int level)
 {
-    if (n_overrides == 0)
-        return level >= root_level;
-    pthread_mutex_lock(&log_lock);
-    int eff = effective_level(logger);
-    pthread_mutex_unlock(&log_lock);
+    log_stripe *st = log_reader_enter();
+    int eff = log_snapshot_level(atomic_load(&log_current), logger);
+    log_reader_exit(st);
     return level >= eff;
 }
 
@@ -104,29 +668,163 @@ int fg_log_level_from_name(const char *name)
     return -1;
 }
 
+void fg_logv_src(const char *logger, int level, const char *file, int line, const char *func, const char *fmt,
+                 va_list ap)
+{
+    log_stripe *st = log_reader_enter();
+    log_snapshot *s = atomic_load(&log_current);
+    if (level < log_snapshot_level(s, logger)) {
+        log_reader_exit(st);
+        return;
+    }
+    char small[1024];
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    char *message = small, *big = NULL;
+    if (n < 0) {
+        n = 0;
+        small[0] = '\0';
+    } else if ((size_t)n >= sizeof small) {
+        big = xmalloc((size_t)n + 1);
+        vsnprintf(big, (size_t)n + 1, fmt, ap2);
+        message = big;
+    }
+    va_end(ap2);
+    fg_log_record rec = {
+        .name = logger, .level = level, .message = message, .created = fg_now(), .process = getpid(),
+        .thread = (unsigned long)pthread_self(), .thread_name = log_get_thread_name(),
+        .pathname = file ? file : "(unknown file)", .func = func ? func : "(unknown function)",
+        .lineno = file ? line : 0,
+    };
+    if (atomic_load(&log_writer_running)) {
+        size_t lname = strlen(rec.name) + 1, ltn = strlen(rec.thread_name) + 1;
+        size_t lpath = strlen(rec.pathname) + 1, lfunc = strlen(rec.func) + 1;
+        log_queued *q = xmalloc(sizeof *q + lname + (size_t)n + 1 + ltn + lpath + lfunc);
+        q->rec = rec;
+        char *p = q->data;
+        q->rec.name = memcpy(p, rec.name, lname), p += lname;
+        q->rec.message = memcpy(p, message, (size_t)n + 1), p += (size_t)n + 1;
+        q->rec.thread_name = memcpy(p, rec.thread_name, ltn), p += ltn;
+        q->rec.pathname = memcpy(p, rec.pathname, lpath), p += lpath;
+        q->rec.func = memcpy(p, rec.func, lfunc);
+        if (log_queue_push(q)) {
+            log_wake_writer();
+        } else {
+            free(q);
+            atomic_fetch_add(&log_dropped_total, 1);
+            atomic_fetch_add(&log_dropped_unreported, 1);
+        }
+    } else {
+        pthread_mutex_lock(&log_emit_lock);
+        log_emit(atomic_load(&log_current), &rec, &log_sync_scratch);
+        pthread_mutex_unlock(&log_emit_lock);
+    }
+    log_reader_exit(st);
+    free(big);
+}
+
+void fg_log_src(const char *logger, int level, const char *file, int line, const char *func, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fg_logv_src(logger, level, file, line, func, fmt, ap);
+    va_end(ap);
+}
+
 void fg_logv(const char *logger, int level, const char *fmt, va_list ap)
 {
-    if (!fg_log_enabled(logger, level))
-        return;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    localtime_r(&tv.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-    char msg[8192];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    pthread_mutex_lock(&log_lock);
-    FILE *out = log_target ? log_target : stderr;
-    fprintf(out, "%s,%03d %-12s: %s %s\n", when, (int)(tv.tv_usec / 1000), logger, fg_log_level_name(level), msg);
-    fflush(out);
-    pthread_mutex_unlock(&log_lock);
+    fg_logv_src(logger, level, NULL, 0, NULL, fmt, ap);
 }
 
 void fg_log(const char *logger, int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fg_logv(logger, level, fmt, ap);
+    fg_logv_src(logger, level, NULL, 0, NULL, fmt, ap);
     va_end(ap);
+}
+
+int fg_log_check_config(const char *path, char **err)
+{
+    fg_log_conf *c = fg_log_conf_read_file(path, err);
+    if (!c)
+        return -1;
+    fg_log_conf_free(c);
+    return 0;
+}
+
+int fg_log_load_config(const char *path, char **err)
+{
+    size_t len = 0;
+    char *text = log_read_file(path, &len);
+    if (!text) {
+        *err = xasprintf("%s: cannot read the logging configuration: %s", path, strerror(errno));
+        return -1;
+    }
+    fg_log_conf *c = fg_log_conf_read_string(text, path, err);
+    if (!c || fg_log_conf_open(c, err) != 0) {
+        fg_log_conf_free(c);
+        free(text);
+        return -1;
+    }
+    log_shared_conf *shared = xcalloc(1, sizeof *shared);
+    shared->conf = c;
+    pthread_mutex_lock(&log_install_lock);
+    log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
+    log_loaded_hash = log_hash(text, len);
+    free(log_loaded_path);
+    log_loaded_path = xstrdup(path);
+    if (!atomic_load(&log_writer_running))
+        log_writer_start();
+    pthread_mutex_unlock(&log_install_lock);
+    free(text);
+    return 0;
+}
+
+bool fg_log_config_changed(const char *path)
+{
+    size_t len = 0;
+    char *text = log_read_file(path, &len);
+    pthread_mutex_lock(&log_install_lock);
+    bool changed = !text || !log_loaded_path || strcmp(log_loaded_path, path) != 0 ||
+                   log_hash(text, len) != log_loaded_hash;
+    pthread_mutex_unlock(&log_install_lock);
+    free(text);
+    return changed;
+}
+
+unsigned long fg_log_dropped(void)
+{
+    return atomic_load(&log_dropped_total);
+}
+
+void fg_log_set_queue_capacity(size_t records)
+{
+    log_queue_capacity = records < 2 ? 2 : records;
+}
+
+void fg_log_shutdown(void)
+{
+    pthread_mutex_lock(&log_install_lock);
+    log_writer_stop_and_join();
+    pthread_mutex_lock(&log_emit_lock);
+    log_report_drops(atomic_load(&log_current), &log_sync_scratch);
+    pthread_mutex_unlock(&log_emit_lock);
+    log_install_locked(NULL);
+    for (size_t i = 0; i < log_n_retired; i++)
+        log_snapshot_free(log_retired[i]);
+    free(log_retired);
+    log_retired = NULL;
+    log_n_retired = 0;
+    free(log_loaded_path);
+    log_loaded_path = NULL;
+    log_loaded_hash = 0;
+    pthread_mutex_lock(&log_emit_lock);
+    fg_buf_free(&log_sync_scratch);
+    fg_log_format_free(log_default_format);
+    fg_log_format_free(log_message_format);
+    log_default_format = log_message_format = NULL;
+    pthread_mutex_unlock(&log_emit_lock);
+    pthread_mutex_unlock(&log_install_lock);
 }
