@@ -4,9 +4,9 @@
 --
 -- Names follow @?[a-z][_a-z0-9.:]* (case-insensitive). Lookup order: the caller's values, the
 -- built-ins (id, timestamp, from_address, to_address, from_domain, to_domain, subject, date, time),
--- then template.field_lookup (header:Name, @tag; later every rule-file field). A valid name without
--- a value gives ""; anything that is not a valid placeholder stays as written. Lists give their
--- first element.
+-- then template.field_lookup: every rule-file field of fuglu.fields (header:Name, @tag, mime:...,
+-- clientip, body). A valid name without a value gives ""; anything that is not a valid
+-- placeholder stays as written. Lists give their first element.
 
 local template = {}
 
@@ -29,18 +29,13 @@ local builtins = {
     time = function() return os.date("%X") end,
 }
 
--- Values for names that are not built-ins: "header:Name" (raw values, all of them) and "@tag".
--- Returns nil for names it does not support. Replaceable: rule-file fields plug in here.
+-- Values for names that are not built-ins: every rule-file field (fuglu.fields: header:Name,
+-- header:decoded:Name, mime:Name, @tag, envelope_from, clientip, body, ...). Returns nil when the
+-- field has no value. Replaceable.
 function template.field_lookup(suspect, name)
-    local tag = name:match("^@(.+)$")
-    if tag then return suspect.tags[tag] end
-    local header = name:match("^[Hh][Ee][Aa][Dd][Ee][Rr]:(.+)$")
-    if header then
-        local values = suspect:get_message_rep():header(header)
-        if #values == 0 then return nil end
-        return values
-    end
-    return nil
+    local values = require("fuglu.fields").get(suspect, name)
+    if #values == 0 then return nil end
+    return values
 end
 
 local function lookup(name, suspect, values)

@@ -5,7 +5,10 @@
  */
 #include "lua_worker.h"
 #include "lua_core.h"
+#include "lua_regex.h"
+#include "lua_stats.h"
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 
 #include <lauxlib.h>
@@ -42,6 +45,10 @@ lua_State *fg_lua_new_state(const fg_lua_env *env)
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_fuglu_core);
     lua_setfield(L, -2, "fuglu_core");
+    lua_pushcfunction(L, luaopen_fuglu_regex);
+    lua_setfield(L, -2, "fuglu_regex");
+    lua_pushcfunction(L, luaopen_fuglu_stats); /* monitoring: lua_stats.c */
+    lua_setfield(L, -2, "fuglu_stats");
     lua_pop(L, 2);
     return L;
 }
@@ -186,6 +193,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     w->job_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (lua_pcall(L, 2, 1, 1) != 0) {
         fg_log("fuglu.SessionHandler", FG_ERROR, "%s: error in the scan chain: %s", job->id, lua_tostring(L, -1));
+        fg_stats_exception(fg_stats_global(), NULL, job->id, lua_tostring(L, -1)); /* monitoring: exceptionlist */
         fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
         job->action = 4;
         lua_settop(L, 0);
