@@ -6,11 +6,15 @@
  * --lint the number of errors found.
  */
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "lua/lua_worker.h"
+#include "metrics.h"
+#include "mrtg.h"
 #include "pool.h"
 #include "portspec.h"
 #include "server.h"
+#include "stats.h"
 #include "util.h"
 #include "version.h"
 
@@ -42,6 +46,11 @@ typedef struct daemon_state {
     double shutdown_deadline;
     const char *pidfile;
     int pidfile_written;
+    /* monitoring (stats.h, control.h, mrtg.h, metrics.h) */
+    fg_stats *stats;
+    fg_control *control;
+    fg_mrtg *mrtg;
+    fg_metrics *metrics;
 } daemon_state;
 
 static void usage(FILE *out)
@@ -119,6 +128,8 @@ static const char *cfg_str(const fg_config *cfg, const char *sec, const char *op
 
 /* ---- lint ---- */
 
+static char *logging_conf;   /* logging.conf next to fuglu.conf */
+
 static void lint_warn(void *arg, const char *msg)
 {
     (void)arg;
@@ -184,6 +195,18 @@ static int run_lint(fg_config *cfg, const fg_lua_env *env)
     }
     printf("%s\n", errors ? "ERROR" : "OK");
     errors += fg_lua_lint(cfg, env);
+    printf("Checking logging configuration....\n");
+    char *lerr = NULL;
+    if (access(logging_conf, F_OK) != 0) {
+        printf("WARNING: %s not found: the engine will log INFO to stderr\n", logging_conf);
+    } else if (fg_log_check_config(logging_conf, &lerr) != 0) {
+        printf("NOT OK\n%s\nPlease check your logging configuration (%s, Python logging fileConfig format)\n", lerr,
+               logging_conf);
+        free(lerr);
+        errors++;
+    } else {
+        printf("OK\n");
+    }
     printf("%d errors found.\n", errors);
     return errors;
 }
@@ -295,11 +318,29 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
     event_add(d->shutdown_timer, &tv);
 }
 
+static char *logging_conf_path(const char *config_path)
+{
+    const char *slash = strrchr(config_path, '/');
+    if (!slash)
+        return xstrdup("logging.conf");
+    return xasprintf("%.*s/logging.conf", (int)(slash - config_path), config_path);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
+    if (logging_conf && access(logging_conf, F_OK) == 0 && fg_log_config_changed(logging_conf)) {
+        char *err = NULL;
+        if (fg_log_load_config(logging_conf, &err) != 0) {
+            fg_log("fuglu.MainController", FG_ERROR, "logging configuration not reloaded, keeping the running one: %s",
+                   err);
+            free(err);
+        } else {
+            fg_log("fuglu.MainController", FG_INFO, "logging configuration reloaded from %s", logging_conf);
+        }
+    }
     fg_log("fuglu.MainController", FG_WARNING, "SIGHUP received: runtime reload is not available in this version");
 }
 
@@ -351,6 +392,7 @@ int main(int argc, char **argv)
     char *luadir = find_luadir();
     fg_lua_env env = {.luadir = luadir};
 
+    logging_conf = logging_conf_path(config_path);
     if (lint) {
         int errors = run_lint(cfg, &env);
         fg_config_free(cfg);
@@ -378,6 +420,15 @@ int main(int argc, char **argv)
 
     if (!foreground && cfg_bool(cfg, "main", "daemonize", true))
         daemonize();
+    /* After the fork: the log writer is a thread, and threads do not survive fork. */
+    if (access(logging_conf, F_OK) == 0) {
+        if (fg_log_load_config(logging_conf, &err) != 0) {
+            fprintf(stderr, "fuglu: %s\n", err);
+            return 1;
+        }
+    } else {
+        fg_log("fuglu.MainController", FG_WARNING, "%s not found: logging INFO to stderr", logging_conf);
+    }
 
     daemon_state d = {0};
     d.cfg = cfg;
@@ -385,6 +436,9 @@ int main(int argc, char **argv)
     d.base = event_base_new();
     if (!d.base)
         fg_panic("cannot create the event loop");
+    /* monitoring: the counters exist before any worker state is created */
+    d.stats = fg_stats_new();
+    fg_stats_set_global(d.stats);
 
     fg_server_opts so = {
         .base = d.base,
@@ -443,6 +497,20 @@ int main(int argc, char **argv)
     }
     fg_server_set_pool(d.server, d.pool);
 
+    /* monitoring: control socket (after the privilege drop, so the run user owns it), MRTG, metrics */
+    const char *controlport = cfg_str(cfg, "main", "controlport");
+    if (*controlport && !(d.control = fg_control_new(d.base, d.stats, controlport, &err))) {
+        fg_log("fuglu.MainController", FG_ERROR, "control server not started: %s", err);
+        free(err);
+    }
+    d.mrtg = fg_mrtg_new(d.base, d.stats, cfg_str(cfg, "main", "mrtgdir"),
+                         (double)cfg_int(cfg, "main", "mrtg_interval", 30));
+    const char *metricsport = cfg_str(cfg, "main", "metricsport");
+    if (*metricsport && !(d.metrics = fg_metrics_new(d.base, d.stats, d.pool, metricsport, &err))) {
+        fg_log("fuglu.MainController", FG_ERROR, "metrics endpoint not started: %s", err);
+        free(err);
+    }
+
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_terminate, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_terminate, &d);
     struct event *sighup = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -455,6 +523,9 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
 
     int clean = fg_pool_pending(d.pool) == 0;
+    fg_control_free(d.control);
+    fg_mrtg_free(d.mrtg);
+    fg_metrics_free(d.metrics);
     fg_server_free(d.server);
     if (clean)
         fg_pool_free(d.pool);
@@ -466,7 +537,9 @@ int main(int argc, char **argv)
     if (d.pidfile_written && unlink(pidfile) != 0)
         fg_log("fuglu.MainController", FG_WARNING, "cannot remove pidfile %s: %s", pidfile, strerror(errno));
     fg_log("fuglu.MainController", FG_INFO, "shutdown complete");
+    fg_log_shutdown();
     if (clean) {
+        fg_stats_free(d.stats);
         event_base_free(d.base);
         fg_config_free(cfg);
         free(luadir);
