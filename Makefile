@@ -75,8 +75,19 @@ asan:
 
 tests-bin: all $(TESTS)
 
+# Benchmarks (tools/bench/, doc/performance.md): BENCH= full (default), quick (~30 s) or smoke
+# (a few seconds, for CI: fails only if the suite itself is broken). bench-compare prints two
+# results side by side: make bench-compare OLD=build/bench/a.json NEW=build/bench/b.json (without
+# OLD/NEW: the two newest results).
 bench: all
 	tools/bench/run $(BENCH)
+
+bench-smoke: all
+	tools/bench/run smoke
+
+.PHONY: bench-compare
+bench-compare:
+	tools/bench/compare $(OLD) $(NEW)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(SYSCONFDIR)/conf.d \

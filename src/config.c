@@ -674,8 +674,12 @@ const fg_config_default fg_core_defaults[] = {
       "1 adds a Suspect header with the message's id." },
     { "main", "mrtgdir", "",
       "If set to an existing directory, MRTG statistics files are written there every 30 seconds." },
+    { "main", "mrtg_interval", "30",
+      "Seconds between two writes of the MRTG files." },
     { "main", "controlport", "/tmp/fuglu_control.sock",
-      "Control server: a port number (TCP on bindaddress) or the path of a unix socket." },
+      "Control server (fuglu_control): a port number (TCP on 127.0.0.1) or the path of a unix socket (mode 0600); empty disables it." },
+    { "main", "metricsport", "",
+      "If set, a port on 127.0.0.1 serving Prometheus metrics (/metrics) and a status page (/); empty disables it." },
     { "main", "logtemplate",
       "Suspect ${id} from=${from_address} to=${to_address} size=${size} spam=${spam} virus=${virus} "
       "modified=${modified} decision=${decision}",

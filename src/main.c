@@ -161,6 +161,7 @@ static int run_lint(fg_config *cfg, const fg_lua_env *env)
         {"main", "outgoingport"}, {"performance", "minthreads"}, {"performance", "maxthreads"},
         {"main", "maxmessagesize"}, {"main", "spill_threshold"}, {"main", "smtp_timeout"},
         {"main", "data_timeout"}, {"main", "reinject_timeout"},
+        {"main", "mrtg_interval"},   /* monitoring */
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         long v;

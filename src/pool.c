@@ -1,6 +1,7 @@
 /* pool: worker threads with a bounded queue, results returned to the libevent loop. See pool.h. */
 #include "pool.h"
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 
 #include <errno.h>
@@ -84,7 +85,8 @@ static void *worker_main(void *arg)
     fg_pool *p = start->pool;
     fg_lua_worker *lua = start->lua;
     char name[32];
-    snprintf(name, sizeof name, "Pool worker [%d]", start->number);
+    int number = start->number;
+    snprintf(name, sizeof name, "Pool worker [%d]", number);
     free(start);
 
     if (!lua) {
@@ -96,6 +98,8 @@ static void *worker_main(void *arg)
         }
     }
     fg_log("fuglu.threadpool", FG_DEBUG, "%s started", name);
+    /* monitoring: this thread's workerlist slot (stats.c) */
+    fg_stats_worker *slot = fg_stats_worker_enter(fg_stats_global(), number, name);
 
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -116,12 +120,17 @@ static void *worker_main(void *arg)
         p->running++;
         pthread_mutex_unlock(&p->lock);
 
+        char *state = xasprintf("Suspect %s: starting", job->id);   /* monitoring: workerlist */
+        fg_stats_worker_set_state(slot, state, true);
+        free(state);
         fg_lua_worker_handle(lua, job);
         post_done(p, job);   /* the job belongs to the main thread from here on */
         fg_lua_worker_after(lua);
+        fg_stats_worker_set_state(slot, "waiting for task", false);
 
         pthread_mutex_lock(&p->lock);
     }
+    fg_stats_worker_leave(slot);   /* before the pool may see 0 threads and the stats be freed */
     p->threads--;
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->lock);
@@ -207,6 +216,7 @@ int fg_pool_submit(fg_pool *p, fg_job *job)
         p->queue_head = job;
     p->queue_tail = job;
     p->queued++;
+    fg_stats_message_in(fg_stats_global(), job->protocol);   /* monitoring: the "in" counter */
     /* Grow at once when every worker is busy: a queued job should not wait for a timer. */
     if ((size_t)p->idle < p->queued && p->threads < p->o.maxthreads)
         spawn_worker(p, NULL);

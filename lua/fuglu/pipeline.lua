@@ -8,11 +8,14 @@
 --
 -- A plugin error never stops the message: it is logged with its traceback, counted in
 -- stats.plugin_errors, and the chain goes on (a failed scanner leaves no decisions entry).
+-- Every plugin run is also reported to fuglu.monitor (workerlist, per-plugin counters, exceptionlist).
 
 local core = require "fuglu_core"
 local actions = require "fuglu.actions"
 local log = require "fuglu.log"
+local monitor = require "fuglu.monitor"
 local template = require "fuglu.template"
+local trace = require "fuglu.trace"
 
 local pipeline = {}
 
@@ -47,12 +50,15 @@ function pipeline.run_prependers(suspect, prependers, scanners, stats)
     local list = {}
     for i, p in ipairs(scanners) do list[i] = p end
     for _, prepender in ipairs(prependers) do
+        monitor.running(suspect, prepender)
         local ok, result = xpcall(function() return prepender:pluginlist(suspect, list) end, debug.traceback)
         if not ok then
             count_error(stats)
+            monitor.plugin_failed(prepender, suspect, result)
             session_log:error("Prepender %s failed: %s", tostring(prepender), tostring(result))
         elseif type(result) == "table" then
             log_list_change(prepender, list, result)
+            trace.prepender_done(suspect, prepender, list, result)
             list = result
         elseif result ~= nil then
             session_log:error("Prepender %s returned %s instead of a plugin list; ignored",
@@ -65,14 +71,19 @@ end
 -- Runs the scanners. Returns decision, message, the deciding plugin (or nil).
 function pipeline.run_scanners(suspect, scanners, stats)
     for _, scanner in ipairs(scanners) do
+        trace.plugin_start(suspect, scanner)
+        monitor.running(suspect, scanner)
         local started = core.monotonic()
         local ok, code, message = xpcall(function() return scanner:examine(suspect) end, debug.traceback)
         local seconds = core.monotonic() - started
+        trace.plugin_done(suspect, scanner, ok, code, message, seconds)
         if not ok then
             count_error(stats)
+            monitor.plugin_failed(scanner, suspect, code)
             session_log:error("Plugin %s failed: %s", tostring(scanner), tostring(code))
         else
             if code == nil then code = actions.DUNNO end
+            monitor.plugin_done(scanner, seconds, code)
             local scantimes, decisions = suspect.tags.scantimes, suspect.tags.decisions
             scantimes[#scantimes + 1] = { scanner.section, seconds }
             decisions[#decisions + 1] = { scanner.section, code }
@@ -115,9 +126,11 @@ end
 -- Prependers, scanners, core headers and the log line. Returns decision, message, plugin.
 function pipeline.scan(suspect, chain, config, stats)
     local scanners = pipeline.run_prependers(suspect, chain.prependers or {}, chain.scanners or {}, stats)
+    trace.plugin_list(suspect, scanners)
     local started = core.monotonic()
     local decision, message, decider = pipeline.run_scanners(suspect, scanners, stats)
     pipeline.add_core_headers(suspect, config, core.monotonic() - started)
+    trace.headers(suspect)
     local line = pipeline.log_line(suspect, config)
     if line then session_log:info("%s", line) end
     suspect:debug(tostring(suspect))
@@ -127,9 +140,13 @@ end
 -- Runs the appenders with the final decision; errors are logged and counted.
 function pipeline.run_appenders(suspect, appenders, decision, stats)
     for _, appender in ipairs(appenders) do
+        monitor.running(suspect, appender)
+        local started = core.monotonic()
         local ok, err = xpcall(function() return appender:process(suspect, decision) end, debug.traceback)
+        trace.appender(suspect, appender, ok, err, core.monotonic() - started)
         if not ok then
             count_error(stats)
+            monitor.plugin_failed(appender, suspect, err)
             session_log:error("Appender %s failed: %s", tostring(appender), tostring(err))
         end
     end

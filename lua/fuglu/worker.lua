@@ -13,9 +13,11 @@ local addrcheck = require "fuglu.addrcheck"
 local config_module = require "fuglu.config"
 local loader = require "fuglu.loader"
 local log = require "fuglu.log"
+local monitor = require "fuglu.monitor"
 local pipeline = require "fuglu.pipeline"
 local suspect_module = require "fuglu.suspect"
 local template = require "fuglu.template"
+local trace = require "fuglu.trace"
 local trash = require "fuglu.trash"
 
 local worker = {}
@@ -113,6 +115,7 @@ function Worker:deliver(job, suspect, decision)
     else
         local ok, code, text, temporary = self:send(job, suspect)
         if not ok then
+            monitor.reinject_failed()
             text = tostring(text or "")
             if temporary or code == nil or tonumber(code) == nil or tonumber(code) < 500 then
                 session_log:error("%s could not be re-injected: %s %s", suspect.id, tostring(code), text)
@@ -195,15 +198,24 @@ function Worker:process(job)
     result.id = s.id
     self.pending[job] = { suspect = s, decision = decision, deferred = result.code == 451 }
     if result.code == 451 then session_log:warning("DEFERRED %s", s.id) end
+    trace.reply(s, result, result.code ~= 451 and not s.tags.noappenders and #self.chain.appenders > 0)
     return result
 end
 
 -- Scans one job and returns the reply {code=, text=, action=, id=}. Never raises.
 function Worker:handle(job)
     local ok, result = xpcall(function() return self:process(job) end, debug.traceback)
-    if ok then return result end
+    if ok then
+        -- the message counters of the control server, MRTG and metrics (fuglu.monitor)
+        local state = self.pending[job]
+        monitor.message_done(result, state and state.suspect)
+        return result
+    end
     session_log:error("%s: internal error, deferring: %s", tostring(job and job.id), tostring(result))
-    return { code = 451, text = DEFER_TEXT, action = actions.DEFER, id = job and job.id }
+    monitor.core_error(job and job.id, result)
+    local reply = { code = 451, text = DEFER_TEXT, action = actions.DEFER, id = job and job.id }
+    monitor.message_done(reply, nil)
+    return reply
 end
 
 -- Runs the appenders for a job handle() answered. Never raises.
@@ -215,6 +227,7 @@ function Worker:after(job)
     local ok, err = xpcall(function()
         pipeline.run_appenders(state.suspect, self.chain.appenders, state.decision, self.stats)
     end, debug.traceback)
+    trace.close(state.suspect)
     if not ok then session_log:error("appenders failed: %s", tostring(err)) end
 end
 

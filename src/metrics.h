@@ -1,0 +1,30 @@
+/* metrics: an HTTP endpoint for Prometheus and a small status page (beyond Fuglu).
+ *
+ * [main] metricsport (empty = off, the default) opens an evhttp server on 127.0.0.1 in the main
+ * event loop:
+ *   GET /metrics   Prometheus text format 0.0.4: messages by verdict, action and protocol, the scan
+ *                  time histogram, per-plugin runs, errors, decisions and times, busy/idle workers,
+ *                  queue length, re-inject failures;
+ *   GET /          an HTML page with the same numbers and an inline SVG graph of the last hour
+ *                  (one sample every 10 s), no external assets.
+ */
+#ifndef FUGLU_METRICS_H
+#define FUGLU_METRICS_H
+
+#include <event2/event.h>
+#include "pool.h"
+#include "stats.h"
+#include "util.h"
+
+typedef struct fg_metrics fg_metrics;
+
+/* port: the metricsport value. NULL with *err when it cannot listen. pool may be NULL. */
+fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, fg_pool *pool, const char *port, char **err);
+/* The pool is created after the metrics listener may be (set it when it exists). */
+void fg_metrics_set_pool(fg_metrics *m, fg_pool *pool);
+void fg_metrics_free(fg_metrics *m);
+
+/* The Prometheus text for a snapshot (exposed for the unit tests). queue < 0: not shown. */
+void fg_metrics_render_prometheus(fg_buf *b, const fg_stats_snapshot *snap, long queue);
+
+#endif

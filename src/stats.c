@@ -1,0 +1,677 @@
+/* stats: counters, plugin timings, worker states and the exception ring. See stats.h.
+ *
+ * The renderings at the end produce the control server's answers in Fuglu's formats (and the JSON
+ * variants this engine adds); control.c only parses commands and moves bytes.
+ */
+#include "stats.h"
+#include "util.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STATS_RECENT_SCANS 101
+#define STATS_RECENT_MAX_AGE 300.0
+
+const double fg_stats_bucket_bounds[FG_STATS_BUCKETS - 1] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+const char *const fg_stats_action_names[FG_STATS_ACTIONS] = {"DUNNO", "ACCEPT", "DELETE", "REJECT", "DEFER", "other"};
+const char *const fg_stats_protocol_names[FG_STATS_PROTOCOLS] = {"smtp", "esmtp", "milter", "netcat", "other"};
+
+typedef struct stats_plugin {
+    char *name;
+    uint64_t runs, errors;
+    uint64_t decisions[FG_STATS_ACTIONS];
+    double time_sum;
+    uint64_t buckets[FG_STATS_BUCKETS];
+} stats_plugin;
+
+typedef struct stats_exception {
+    double when;
+    char *thread, *info, *traceback;
+} stats_exception;
+
+struct fg_stats_worker {
+    fg_stats *stats;
+    int number;
+    char *name;
+    char *state;
+    char *plugin;               /* the running plugin, or NULL */
+    bool busy;
+    double since;               /* monotonic time the state was set */
+    fg_stats_worker *next;
+};
+
+struct fg_stats {
+    double started_wall, started_mono;
+    atomic_uint_fast64_t in, out, total, ham, spam, highspam, virus, blocked, deferred, reinject_failed;
+    atomic_uint_fast64_t actions[FG_STATS_ACTIONS];
+    atomic_uint_fast64_t protocols[FG_STATS_PROTOCOLS];
+    atomic_uint_fast64_t scan_buckets[FG_STATS_BUCKETS];
+    atomic_uint_fast64_t scan_count;
+    atomic_uint_fast64_t scan_sum_us;
+
+    pthread_mutex_t recent_lock;            /* Fuglu's scantimes list */
+    double recent[STATS_RECENT_SCANS];
+    int recent_count, recent_next;
+    double last_scan;                       /* monotonic */
+
+    pthread_mutex_t plugins_lock;
+    stats_plugin *plugins;
+    size_t nplugins, plugins_cap;
+
+    pthread_mutex_t exceptions_lock;
+    stats_exception exceptions[FG_STATS_EXCEPTIONS];
+    int exceptions_count, exceptions_next;
+
+    pthread_mutex_t workers_lock;
+    fg_stats_worker *workers;               /* sorted by number */
+};
+
+static fg_stats *stats_global;
+static _Thread_local fg_stats_worker *stats_current_worker;
+
+fg_stats *fg_stats_new(void)
+{
+    fg_stats *s = xcalloc(1, sizeof *s);
+    s->started_wall = fg_now();
+    s->started_mono = fg_monotonic();
+    pthread_mutex_init(&s->recent_lock, NULL);
+    pthread_mutex_init(&s->plugins_lock, NULL);
+    pthread_mutex_init(&s->exceptions_lock, NULL);
+    pthread_mutex_init(&s->workers_lock, NULL);
+    return s;
+}
+
+void fg_stats_free(fg_stats *s)
+{
+    if (!s)
+        return;
+    if (stats_global == s)
+        stats_global = NULL;
+    for (size_t i = 0; i < s->nplugins; i++)
+        free(s->plugins[i].name);
+    free(s->plugins);
+    for (int i = 0; i < FG_STATS_EXCEPTIONS; i++) {
+        free(s->exceptions[i].thread);
+        free(s->exceptions[i].info);
+        free(s->exceptions[i].traceback);
+    }
+    while (s->workers) {
+        fg_stats_worker *w = s->workers;
+        s->workers = w->next;
+        free(w->name);
+        free(w->state);
+        free(w->plugin);
+        free(w);
+    }
+    pthread_mutex_destroy(&s->recent_lock);
+    pthread_mutex_destroy(&s->plugins_lock);
+    pthread_mutex_destroy(&s->exceptions_lock);
+    pthread_mutex_destroy(&s->workers_lock);
+    free(s);
+}
+
+void fg_stats_set_global(fg_stats *s) { stats_global = s; }
+fg_stats *fg_stats_global(void) { return stats_global; }
+
+static int stats_bucket_of(double seconds)
+{
+    for (int i = 0; i < FG_STATS_BUCKETS - 1; i++)
+        if (seconds <= fg_stats_bucket_bounds[i])
+            return i;
+    return FG_STATS_BUCKETS - 1;
+}
+
+static int stats_action_index(int action)
+{
+    return action >= 0 && action < FG_STATS_ACTIONS - 1 ? action : FG_STATS_ACTIONS - 1;
+}
+
+/* ---- messages ---- */
+
+void fg_stats_message_in(fg_stats *s, const char *protocol)
+{
+    if (!s)
+        return;
+    atomic_fetch_add(&s->in, 1);
+    int i = FG_STATS_PROTOCOLS - 1;
+    for (int k = 0; protocol && k < FG_STATS_PROTOCOLS - 1; k++)
+        if (strcmp(protocol, fg_stats_protocol_names[k]) == 0)
+            i = k;
+    atomic_fetch_add(&s->protocols[i], 1);
+}
+
+void fg_stats_message_done(fg_stats *s, const fg_stats_result *r)
+{
+    if (!s)
+        return;
+    atomic_fetch_add(&s->actions[stats_action_index(r->action)], 1);
+    if (r->reinjected)
+        atomic_fetch_add(&s->out, 1);
+    if (r->deferred) {
+        atomic_fetch_add(&s->deferred, 1);
+        return;
+    }
+    atomic_fetch_add(&s->total, 1);
+    if (r->spam)
+        atomic_fetch_add(&s->spam, 1);
+    if (r->highspam)
+        atomic_fetch_add(&s->highspam, 1);
+    if (r->virus)
+        atomic_fetch_add(&s->virus, 1);
+    if (r->blocked)
+        atomic_fetch_add(&s->blocked, 1);
+    if (!r->spam && !r->virus)
+        atomic_fetch_add(&s->ham, 1);
+    if (r->scantime >= 0) {
+        atomic_fetch_add(&s->scan_count, 1);
+        atomic_fetch_add(&s->scan_sum_us, (uint_fast64_t)llround(r->scantime * 1e6));
+        atomic_fetch_add(&s->scan_buckets[stats_bucket_of(r->scantime)], 1);
+        pthread_mutex_lock(&s->recent_lock);
+        s->recent[s->recent_next] = r->scantime;
+        s->recent_next = (s->recent_next + 1) % STATS_RECENT_SCANS;
+        if (s->recent_count < STATS_RECENT_SCANS)
+            s->recent_count++;
+        s->last_scan = fg_monotonic();
+        pthread_mutex_unlock(&s->recent_lock);
+    }
+}
+
+void fg_stats_reinject_failed(fg_stats *s)
+{
+    if (s)
+        atomic_fetch_add(&s->reinject_failed, 1);
+}
+
+/* ---- plugins ---- */
+
+/* Called with plugins_lock held. */
+static stats_plugin *stats_plugin_get(fg_stats *s, const char *name)
+{
+    for (size_t i = 0; i < s->nplugins; i++)
+        if (strcmp(s->plugins[i].name, name) == 0)
+            return &s->plugins[i];
+    if (s->nplugins == s->plugins_cap) {
+        s->plugins_cap = s->plugins_cap ? s->plugins_cap * 2 : 8;
+        s->plugins = xrealloc(s->plugins, s->plugins_cap * sizeof *s->plugins);
+    }
+    stats_plugin *p = &s->plugins[s->nplugins++];
+    memset(p, 0, sizeof *p);
+    p->name = xstrdup(name);
+    return p;
+}
+
+void fg_stats_plugin_run(fg_stats *s, const char *plugin, double seconds, int action)
+{
+    if (!s || !plugin)
+        return;
+    if (seconds < 0)
+        seconds = 0;
+    pthread_mutex_lock(&s->plugins_lock);
+    stats_plugin *p = stats_plugin_get(s, plugin);
+    p->runs++;
+    p->decisions[stats_action_index(action)]++;
+    p->time_sum += seconds;
+    p->buckets[stats_bucket_of(seconds)]++;
+    pthread_mutex_unlock(&s->plugins_lock);
+}
+
+void fg_stats_plugin_error(fg_stats *s, const char *plugin)
+{
+    if (!s || !plugin)
+        return;
+    pthread_mutex_lock(&s->plugins_lock);
+    stats_plugin_get(s, plugin)->errors++;
+    pthread_mutex_unlock(&s->plugins_lock);
+}
+
+/* ---- exceptions ---- */
+
+void fg_stats_exception(fg_stats *s, const char *thread, const char *info, const char *traceback)
+{
+    if (!s)
+        return;
+    if (!thread)
+        thread = stats_current_worker ? stats_current_worker->name : "MainThread";
+    pthread_mutex_lock(&s->exceptions_lock);
+    stats_exception *e = &s->exceptions[s->exceptions_next];
+    free(e->thread);
+    free(e->info);
+    free(e->traceback);
+    e->when = fg_now();
+    e->thread = xstrdup(thread);
+    e->info = xstrdup(info ? info : "");
+    e->traceback = xstrdup(traceback ? traceback : "");
+    s->exceptions_next = (s->exceptions_next + 1) % FG_STATS_EXCEPTIONS;
+    if (s->exceptions_count < FG_STATS_EXCEPTIONS)
+        s->exceptions_count++;
+    pthread_mutex_unlock(&s->exceptions_lock);
+}
+
+/* ---- workers ---- */
+
+fg_stats_worker *fg_stats_worker_enter(fg_stats *s, int number, const char *name)
+{
+    if (!s)
+        return NULL;
+    fg_stats_worker *w = xcalloc(1, sizeof *w);
+    w->stats = s;
+    w->number = number;
+    w->name = xstrdup(name);
+    w->state = xstrdup("waiting for task");
+    w->since = fg_monotonic();
+    pthread_mutex_lock(&s->workers_lock);
+    fg_stats_worker **at = &s->workers;
+    while (*at && (*at)->number < number)
+        at = &(*at)->next;
+    w->next = *at;
+    *at = w;
+    pthread_mutex_unlock(&s->workers_lock);
+    stats_current_worker = w;
+    return w;
+}
+
+void fg_stats_worker_leave(fg_stats_worker *w)
+{
+    if (!w)
+        return;
+    fg_stats *s = w->stats;
+    pthread_mutex_lock(&s->workers_lock);
+    for (fg_stats_worker **at = &s->workers; *at; at = &(*at)->next)
+        if (*at == w) {
+            *at = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->workers_lock);
+    if (stats_current_worker == w)
+        stats_current_worker = NULL;
+    free(w->name);
+    free(w->state);
+    free(w->plugin);
+    free(w);
+}
+
+static void stats_worker_set(fg_stats_worker *w, char *state, char *plugin, bool busy)
+{
+    pthread_mutex_lock(&w->stats->workers_lock);
+    char *old_state = w->state, *old_plugin = w->plugin;
+    w->state = state;
+    w->plugin = plugin;
+    w->busy = busy;
+    w->since = fg_monotonic();
+    pthread_mutex_unlock(&w->stats->workers_lock);
+    free(old_state);
+    free(old_plugin);
+}
+
+void fg_stats_worker_set_state(fg_stats_worker *w, const char *state, bool busy)
+{
+    if (w)
+        stats_worker_set(w, xstrdup(state ? state : ""), NULL, busy);
+}
+
+void fg_stats_worker_set_plugin(fg_stats_worker *w, const char *suspect, const char *plugin)
+{
+    if (w)
+        stats_worker_set(w, xasprintf("%s : Running Plugin %s", suspect ? suspect : "", plugin ? plugin : "?"),
+                         xstrdup(plugin ? plugin : "?"), true);
+}
+
+fg_stats_worker *fg_stats_worker_current(void) { return stats_current_worker; }
+
+/* ---- reading ---- */
+
+static int stats_plugin_cmp(const void *a, const void *b)
+{
+    return strcmp(((const fg_stats_plugin_snapshot *)a)->name, ((const fg_stats_plugin_snapshot *)b)->name);
+}
+
+void fg_stats_snapshot_take(fg_stats *s, fg_stats_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    out->started = s->started_wall;
+    out->uptime = fg_monotonic() - s->started_mono;
+    out->in = atomic_load(&s->in);
+    out->out = atomic_load(&s->out);
+    out->total = atomic_load(&s->total);
+    out->ham = atomic_load(&s->ham);
+    out->spam = atomic_load(&s->spam);
+    out->highspam = atomic_load(&s->highspam);
+    out->virus = atomic_load(&s->virus);
+    out->blocked = atomic_load(&s->blocked);
+    out->deferred = atomic_load(&s->deferred);
+    out->reinject_failed = atomic_load(&s->reinject_failed);
+    for (int i = 0; i < FG_STATS_ACTIONS; i++)
+        out->actions[i] = atomic_load(&s->actions[i]);
+    for (int i = 0; i < FG_STATS_PROTOCOLS; i++)
+        out->protocols[i] = atomic_load(&s->protocols[i]);
+    for (int i = 0; i < FG_STATS_BUCKETS; i++)
+        out->scan_buckets[i] = atomic_load(&s->scan_buckets[i]);
+    out->scan_count = atomic_load(&s->scan_count);
+    out->scan_sum = (double)atomic_load(&s->scan_sum_us) / 1e6;
+
+    /* Fuglu: "0" with no scan or when the last one is older than five minutes (then forgotten). */
+    pthread_mutex_lock(&s->recent_lock);
+    if (s->recent_count > 0 && fg_monotonic() - s->last_scan > STATS_RECENT_MAX_AGE)
+        s->recent_count = s->recent_next = 0;
+    if (s->recent_count == 0) {
+        snprintf(out->avg_scantime, sizeof out->avg_scantime, "0");
+    } else {
+        double sum = 0;
+        for (int i = 0; i < s->recent_count; i++)
+            sum += s->recent[i];
+        snprintf(out->avg_scantime, sizeof out->avg_scantime, "%.4f", sum / s->recent_count);
+    }
+    pthread_mutex_unlock(&s->recent_lock);
+
+    pthread_mutex_lock(&s->workers_lock);
+    for (fg_stats_worker *w = s->workers; w; w = w->next) {
+        out->workers++;
+        out->workers_busy += w->busy;
+    }
+    pthread_mutex_unlock(&s->workers_lock);
+
+    pthread_mutex_lock(&s->plugins_lock);
+    out->nplugins = s->nplugins;
+    out->plugins = xcalloc(s->nplugins ? s->nplugins : 1, sizeof *out->plugins);
+    for (size_t i = 0; i < s->nplugins; i++) {
+        const stats_plugin *p = &s->plugins[i];
+        fg_stats_plugin_snapshot *q = &out->plugins[i];
+        q->name = xstrdup(p->name);
+        q->runs = p->runs;
+        q->errors = p->errors;
+        q->time_sum = p->time_sum;
+        memcpy(q->decisions, p->decisions, sizeof q->decisions);
+        memcpy(q->buckets, p->buckets, sizeof q->buckets);
+    }
+    pthread_mutex_unlock(&s->plugins_lock);
+    qsort(out->plugins, out->nplugins, sizeof *out->plugins, stats_plugin_cmp);
+}
+
+void fg_stats_snapshot_free(fg_stats_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->nplugins; i++)
+        free(snap->plugins[i].name);
+    free(snap->plugins);
+    snap->plugins = NULL;
+    snap->nplugins = 0;
+}
+
+double fg_stats_quantile(const uint64_t buckets[FG_STATS_BUCKETS], double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < FG_STATS_BUCKETS; i++)
+        total += buckets[i];
+    if (total == 0)
+        return 0;
+    double want = q * (double)total;
+    uint64_t seen = 0;
+    for (int i = 0; i < FG_STATS_BUCKETS - 1; i++) {
+        seen += buckets[i];
+        if ((double)seen >= want)
+            return fg_stats_bucket_bounds[i];
+    }
+    return INFINITY;
+}
+
+int fg_stats_thread_count(fg_stats *s)
+{
+    pthread_mutex_lock(&s->workers_lock);
+    int n = 1;
+    for (fg_stats_worker *w = s->workers; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&s->workers_lock);
+    return n;
+}
+
+/* ---- formatting helpers ---- */
+
+void fg_stats_format_timedelta(fg_buf *b, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    long long us = llround(seconds * 1e6);
+    long long days = us / 86400000000LL;
+    us -= days * 86400000000LL;
+    long long secs = us / 1000000, frac = us % 1000000;
+    if (days)
+        fg_buf_printf(b, "%lld day%s, ", days, days == 1 ? "" : "s");
+    fg_buf_printf(b, "%lld:%02lld:%02lld", secs / 3600, secs / 60 % 60, secs % 60);
+    if (frac)
+        fg_buf_printf(b, ".%06lld", frac);
+}
+
+void fg_stats_format_uptime_words(fg_buf *b, double seconds)
+{
+    long long total = seconds < 0 ? 0 : (long long)seconds;
+    long long parts[4] = {total / 86400, total / 3600 % 24, total / 60 % 60, total % 60};
+    static const char *const names[4] = {"day", "hour", "minute", "second"};
+    int started = 0;
+    for (int i = 0; i < 4; i++) {
+        if (!started && parts[i] == 0 && i < 3)
+            continue;
+        fg_buf_printf(b, "%s%lld %s%s", started ? ", " : "", parts[i], names[i], parts[i] == 1 ? "" : "s");
+        started = 1;
+    }
+}
+
+void fg_stats_json_string(fg_buf *b, const char *s)
+{
+    fg_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '"': fg_buf_puts(b, "\\\""); break;
+        case '\\': fg_buf_puts(b, "\\\\"); break;
+        case '\n': fg_buf_puts(b, "\\n"); break;
+        case '\r': fg_buf_puts(b, "\\r"); break;
+        case '\t': fg_buf_puts(b, "\\t"); break;
+        default:
+            if (*p < 0x20)
+                fg_buf_printf(b, "\\u%04x", *p);
+            else
+                fg_buf_append(b, p, 1);
+        }
+    }
+    fg_buf_puts(b, "\"");
+}
+
+/* A finite number for JSON (+Inf becomes null). */
+static void stats_json_number(fg_buf *b, double v)
+{
+    if (isfinite(v))
+        fg_buf_printf(b, "%.6f", v);
+    else
+        fg_buf_puts(b, "null");
+}
+
+/* Python's str(datetime) in local time: "2018-08-06 17:22:37.123456". */
+static void stats_format_datetime(fg_buf *b, double when)
+{
+    time_t t = (time_t)when;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char text[64];
+    strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
+    fg_buf_puts(b, text);
+    long us = (long)((when - (double)t) * 1e6);
+    if (us > 0)
+        fg_buf_printf(b, ".%06ld", us);
+}
+
+/* ---- renderings ---- */
+
+static void stats_render_plugins_json(fg_buf *b, const fg_stats_snapshot *snap)
+{
+    fg_buf_puts(b, "{");
+    for (size_t i = 0; i < snap->nplugins; i++) {
+        const fg_stats_plugin_snapshot *p = &snap->plugins[i];
+        fg_buf_puts(b, i ? ", " : "");
+        fg_stats_json_string(b, p->name);
+        fg_buf_printf(b, ": {\"runs\": %llu, \"errors\": %llu, \"decisions\": {", (unsigned long long)p->runs,
+                      (unsigned long long)p->errors);
+        for (int a = 0; a < FG_STATS_ACTIONS; a++)
+            fg_buf_printf(b, "%s\"%s\": %llu", a ? ", " : "", fg_stats_action_names[a],
+                          (unsigned long long)p->decisions[a]);
+        fg_buf_puts(b, "}, \"mean_seconds\": ");
+        stats_json_number(b, p->runs ? p->time_sum / (double)p->runs : 0);
+        fg_buf_puts(b, ", \"p99_seconds\": ");
+        stats_json_number(b, fg_stats_quantile(p->buckets, 0.99));
+        fg_buf_puts(b, "}");
+    }
+    fg_buf_puts(b, "}");
+}
+
+void fg_stats_render_stats(fg_stats *s, fg_buf *b, bool json)
+{
+    fg_stats_snapshot snap;
+    fg_stats_snapshot_take(s, &snap);
+    if (json) {
+        fg_buf_printf(b, "{\"uptime_seconds\": %.3f, \"started\": %.6f, \"avg_scantime\": %s, ", snap.uptime,
+                      snap.started, snap.avg_scantime);
+        fg_buf_printf(b,
+                      "\"total\": %llu, \"in\": %llu, \"out\": %llu, \"ham\": %llu, \"spam\": %llu, "
+                      "\"highspam\": %llu, \"virus\": %llu, \"blocked\": %llu, \"deferred\": %llu, "
+                      "\"reinject_failed\": %llu, \"actions\": {",
+                      (unsigned long long)snap.total, (unsigned long long)snap.in, (unsigned long long)snap.out,
+                      (unsigned long long)snap.ham, (unsigned long long)snap.spam,
+                      (unsigned long long)snap.highspam, (unsigned long long)snap.virus,
+                      (unsigned long long)snap.blocked, (unsigned long long)snap.deferred,
+                      (unsigned long long)snap.reinject_failed);
+        for (int a = 0; a < FG_STATS_ACTIONS; a++)
+            fg_buf_printf(b, "%s\"%s\": %llu", a ? ", " : "", fg_stats_action_names[a],
+                          (unsigned long long)snap.actions[a]);
+        fg_buf_printf(b, "}, \"workers\": %d, \"workers_busy\": %d, \"plugins\": ", snap.workers,
+                      snap.workers_busy);
+        stats_render_plugins_json(b, &snap);
+        fg_buf_puts(b, "}\n");
+    } else {
+        fg_buf_puts(b, "Fuglu statistics\n---------------\nUptime:\t\t");
+        fg_stats_format_timedelta(b, snap.uptime);
+        fg_buf_printf(b,
+                      "\nAvg scan time:\t%s\nTotal msgs:\t%llu in:%llu out:%llu\nHam:\t\t%llu\nSpam:\t\t%llu\n"
+                      "Virus:\t\t%llu\nBlock:\t\t%llu\n        ",
+                      snap.avg_scantime, (unsigned long long)snap.total, (unsigned long long)snap.in,
+                      (unsigned long long)snap.out, (unsigned long long)snap.ham, (unsigned long long)snap.spam,
+                      (unsigned long long)snap.virus, (unsigned long long)snap.blocked);
+    }
+    fg_stats_snapshot_free(&snap);
+}
+
+void fg_stats_render_uptime(fg_stats *s, fg_buf *b)
+{
+    fg_buf_puts(b, "Fuglu was started on ");
+    stats_format_datetime(b, s->started_wall);
+    fg_buf_puts(b, "\nUptime: ");
+    fg_stats_format_timedelta(b, fg_monotonic() - s->started_mono);
+}
+
+void fg_stats_render_workerlist(fg_stats *s, fg_buf *b, bool json)
+{
+    pthread_mutex_lock(&s->workers_lock);
+    int n = 0;
+    for (fg_stats_worker *w = s->workers; w; w = w->next)
+        n++;
+    double now = fg_monotonic();
+    if (json)
+        fg_buf_printf(b, "{\"total\": %d, \"workers\": [", n);
+    else
+        fg_buf_printf(b, "Total %d worker threads\n\n", n);
+    for (fg_stats_worker *w = s->workers; w; w = w->next) {
+        if (json) {
+            fg_buf_printf(b, "%s{\"number\": %d, \"name\": ", w == s->workers ? "" : ", ", w->number);
+            fg_stats_json_string(b, w->name);
+            fg_buf_printf(b, ", \"busy\": %s, \"seconds\": %.3f, \"plugin\": ", w->busy ? "true" : "false",
+                          now - w->since);
+            if (w->plugin)
+                fg_stats_json_string(b, w->plugin);
+            else
+                fg_buf_puts(b, "null");
+            fg_buf_puts(b, ", \"state\": ");
+            fg_stats_json_string(b, w->state);
+            fg_buf_puts(b, "}");
+        } else {
+            fg_buf_printf(b, "%s[%d]: %s", w == s->workers ? "" : "\n*******\n", w->number, w->state);
+        }
+    }
+    pthread_mutex_unlock(&s->workers_lock);
+    if (json)
+        fg_buf_puts(b, "]}\n");
+}
+
+void fg_stats_render_threadlist(fg_stats *s, fg_buf *b)
+{
+    fg_buf_printf(b, "Total %d Threads\n\nname=MainThread alive=True daemon=False", fg_stats_thread_count(s));
+    pthread_mutex_lock(&s->workers_lock);
+    for (fg_stats_worker *w = s->workers; w; w = w->next)
+        fg_buf_printf(b, "\n*******\nname=%s alive=True daemon=True", w->name);
+    pthread_mutex_unlock(&s->workers_lock);
+}
+
+void fg_stats_render_exceptionlist(fg_stats *s, fg_buf *b, bool json)
+{
+    pthread_mutex_lock(&s->exceptions_lock);
+    int first = (s->exceptions_next - s->exceptions_count + FG_STATS_EXCEPTIONS) % FG_STATS_EXCEPTIONS;
+    if (json)
+        fg_buf_puts(b, "[");
+    for (int i = 0; i < s->exceptions_count; i++) {
+        const stats_exception *e = &s->exceptions[(first + i) % FG_STATS_EXCEPTIONS];
+        if (json) {
+            fg_buf_printf(b, "%s{\"time\": %.6f, \"thread\": ", i ? ", " : "", e->when);
+            fg_stats_json_string(b, e->thread);
+            fg_buf_puts(b, ", \"info\": ");
+            fg_stats_json_string(b, e->info);
+            fg_buf_puts(b, ", \"traceback\": ");
+            fg_stats_json_string(b, e->traceback);
+            fg_buf_puts(b, "}");
+        } else {
+            /* Python's time.ctime: "Mon Aug  6 17:22:37 2018" */
+            time_t t = (time_t)e->when;
+            struct tm tm;
+            char when[64];
+            localtime_r(&t, &tm);
+            strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &tm);
+            size_t tl = strlen(e->traceback);
+            fg_buf_printf(b, "\n[%d] %s : %s (%s)\n%s%s", i + 1, when, e->thread, e->info, e->traceback,
+                          tl && e->traceback[tl - 1] != '\n' ? "\n" : "");
+        }
+    }
+    pthread_mutex_unlock(&s->exceptions_lock);
+    if (json)
+        fg_buf_puts(b, "]\n");
+}
+
+void fg_stats_render_pluginstats(fg_stats *s, fg_buf *b, bool json)
+{
+    fg_stats_snapshot snap;
+    fg_stats_snapshot_take(s, &snap);
+    if (json) {
+        stats_render_plugins_json(b, &snap);
+        fg_buf_puts(b, "\n");
+    } else {
+        fg_buf_printf(b, "%-30s %10s %8s %12s %12s  %s\n", "plugin", "runs", "errors", "mean", "p99",
+                      "decisions");
+        for (size_t i = 0; i < snap.nplugins; i++) {
+            const fg_stats_plugin_snapshot *p = &snap.plugins[i];
+            double p99 = fg_stats_quantile(p->buckets, 0.99);
+            fg_buf_printf(b, "%-30s %10llu %8llu %12.4f ", p->name, (unsigned long long)p->runs,
+                          (unsigned long long)p->errors, p->runs ? p->time_sum / (double)p->runs : 0.0);
+            if (isfinite(p99))
+                fg_buf_printf(b, "%12.4f ", p99);
+            else
+                fg_buf_printf(b, "%12s ", ">60");
+            for (int a = 0; a < FG_STATS_ACTIONS; a++)
+                if (p->decisions[a]) {
+                    fg_buf_printf(b, " %s:%llu", fg_stats_action_names[a],
+                                  (unsigned long long)p->decisions[a]);
+                }
+            fg_buf_puts(b, "\n");
+        }
+    }
+    fg_stats_snapshot_free(&snap);
+}
