@@ -6,6 +6,7 @@
  * closed.
  */
 #include "control.h"
+#include "netconsole.h" /* debugging: the netconsole command */
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -84,6 +85,23 @@ static void control_pluginstats(fg_stats *s, fg_buf *out, const char *args)
     fg_stats_render_pluginstats(s, out, control_has_flag(args, "--json"));
 }
 
+static int (*control_reload_hook)(fg_buf *out);
+
+void fg_control_set_reload(int (*hook)(fg_buf *out))
+{
+    control_reload_hook = hook;
+}
+
+static void control_reload(fg_stats *s, fg_buf *out, const char *args)
+{
+    (void)s;
+    (void)args;
+    if (!control_reload_hook)
+        fg_buf_puts(out, "ERROR: reload is not available\n");
+    else
+        control_reload_hook(out);
+}
+
 const fg_control_command fg_control_commands[] = {
     {"stats", "message counters and average scan time (--json: one JSON object with per-plugin counters)",
      control_stats},
@@ -94,6 +112,10 @@ const fg_control_command fg_control_commands[] = {
      control_exceptionlist},
     {"pluginstats", "per-plugin runs, errors, mean and p99 time, decisions (--json: as a JSON object)",
      control_pluginstats},
+    {"reload", "re-read fuglu.conf, plugins and logging.conf; swap in the new setup only if it is sound "
+               "(prints OK or the ERROR lines with file:line)", control_reload},
+    {"netconsole", "netconsole [port [bindaddress]]: a token-protected Lua console with mc (needs [main] netconsole=1)",
+     fg_netconsole_command},
     {NULL, NULL, NULL},
 };
 

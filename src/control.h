@@ -26,6 +26,9 @@ typedef struct fg_control_command {
 /* NULL-terminated. */
 extern const fg_control_command fg_control_commands[];
 
+/* The daemon's reload, run by the `reload` command: appends "OK: ..." or "ERROR: ..." lines. */
+void fg_control_set_reload(int (*hook)(fg_buf *out));
+
 /* Answers one request line (as received) into out. */
 void fg_control_answer(fg_stats *s, const char *request, fg_buf *out);
 

@@ -1,12 +1,18 @@
 /* main: the fuglu daemon. Command line, config, lint, daemon setup, the event loop and shutdown.
  *
- *   fuglu [-c FILE] [-f|--foreground] [--pidfile FILE] [--lint] [--version]
+ *   fuglu [-c FILE] [-f|--foreground] [--pidfile FILE] [--lint] [--version] [--reload] [--console]
+ *
+ * The running daemon is a chain of generations (generation.h): SIGHUP or `fuglu_control reload`
+ * builds a new one from the files on disk and swaps it in only when it is sound.
  *
  * Exit codes as Fuglu: 0 ok, 1 usage/config errors, 66 when plugins fail to load at start, and for
  * --lint the number of errors found.
  */
 #include "config.h"
+#include "console.h" /* debugging: --console, netconsole */
 #include "control.h"
+#include "generation.h"
+#include "procpool.h"
 #include "log.h"
 #include "lua/lua_worker.h"
 #include "metrics.h"
@@ -37,11 +43,22 @@
 #define EXIT_FATAL 66
 #define SHUTDOWN_GRACE_SECONDS 30
 
+typedef struct retired_generation {
+    fg_generation *gen;
+    struct retired_generation *next;
+} retired_generation;
+
 typedef struct daemon_state {
     struct event_base *base;
-    fg_config *cfg;
+    fg_config *cfg;              /* the start-up config (listeners, daemon options) */
     fg_server *server;
-    fg_pool *pool;
+    fg_generation *gen;          /* serves new messages */
+    retired_generation *retired; /* finishing what they started */
+    struct event *reap_timer;
+    fg_generation_env genv;
+    int next_generation;
+    struct fg_console *console;
+    const char *config_path;
     struct event *shutdown_timer;
     double shutdown_deadline;
     const char *pidfile;
@@ -53,6 +70,8 @@ typedef struct daemon_state {
     fg_metrics *metrics;
 } daemon_state;
 
+static daemon_state *the_daemon; /* for the control socket's reload command */
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -61,8 +80,11 @@ static void usage(FILE *out)
             "                      conf.d/*.conf and logging.conf are used too\n"
             "  -f, --foreground    do not daemonize even if [main] daemonize=1\n"
             "      --pidfile FILE  write the process id to FILE (removed on exit)\n"
+            "      --console       foreground, with an interactive Lua console (mc) on the terminal\n"
             "      --lint          check the configuration and every plugin, then exit with the\n"
             "                      number of errors\n"
+            "      --reload        send SIGHUP to the daemon whose pid is in --pidfile\n"
+            "                      (default /var/run/fuglu.pid) and exit\n"
             "      --version       print the version and exit\n",
             FUGLU_SYSCONFDIR);
 }
@@ -287,6 +309,166 @@ static int drop_privileges(const char *user, const char *group, const char *pidf
     return 0;
 }
 
+/* ---- generations and reload ---- */
+
+static int submit_job(fg_job *job, void *arg)
+{
+    daemon_state *d = arg;
+    if (fg_generation_submit(d->gen, job) != 0)
+        return -1;
+    fg_stats_message_in(fg_stats_global(), job->protocol); /* monitoring: the "in" counter */
+    return 0;
+}
+
+static size_t pending_total(daemon_state *d)
+{
+    size_t n = fg_generation_pending(d->gen);
+    for (retired_generation *r = d->retired; r; r = r->next)
+        n += fg_generation_pending(r->gen);
+    return n;
+}
+
+/* Frees retired generations once they have finished every message they started. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_state *d = arg;
+    for (retired_generation **at = &d->retired; *at;) {
+        retired_generation *r = *at;
+        if (fg_generation_pending(r->gen) > 0) {
+            at = &r->next;
+            continue;
+        }
+        *at = r->next;
+        fg_log("fuglu.MainController", FG_INFO, "generation %d finished its last message and was freed",
+               fg_generation_number(r->gen));
+        fg_generation_free(r->gen);
+        free(r);
+    }
+    if (!d->retired)
+        event_del(d->reap_timer);
+}
+
+static void point_tools_at_current(daemon_state *d)
+{
+    fg_console_set_pool(d->console, fg_generation_thread_pool(d->gen)); /* debugging */
+    if (d->metrics)
+        fg_metrics_set_pool(d->metrics, fg_generation_thread_pool(d->gen));
+}
+
+/* Appends each line of text to report with a prefix, and logs it at level. */
+static void report_lines(fg_buf *report, const char *prefix, const char *text, int level)
+{
+    char *copy = xstrdup(text);
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!*fg_strtrim(line))
+            continue;
+        fg_buf_printf(report, "%s%s\n", prefix, line);
+        fg_log("fuglu.MainController", level, "reload: %s", line);
+    }
+    free(copy);
+}
+
+/* Brings the running setup in line with the files on disk. Returns 0 when it matches them (reloaded,
+ * or nothing changed), -1 when the new setup was refused and the old one keeps serving. */
+static int reload(daemon_state *d, fg_buf *report)
+{
+    if (logging_conf && access(logging_conf, F_OK) == 0 && fg_log_config_changed(logging_conf)) {
+        char *err = NULL;
+        if (fg_log_load_config(logging_conf, &err) != 0) {
+            fg_log("fuglu.MainController", FG_ERROR, "logging configuration not reloaded, keeping the running one: %s",
+                   err);
+            fg_buf_printf(report, "ERROR: %s (logging configuration not reloaded)\n", err);
+            free(err);
+        } else {
+            fg_log("fuglu.MainController", FG_INFO, "logging configuration reloaded from %s", logging_conf);
+            fg_buf_printf(report, "logging configuration reloaded\n");
+        }
+    }
+    char *err = NULL;
+    fg_config *cfg = fg_generation_load_config(d->config_path, &err);
+    if (!cfg) {
+        report_lines(report, "ERROR: ", err, FG_ERROR);
+        free(err);
+        return -1;
+    }
+    char *fingerprint = fg_generation_fingerprint(cfg, d->config_path, d->genv.lua.luadir);
+    if (strcmp(fingerprint, fg_generation_fingerprint_of(d->gen)) == 0) {
+        fg_log("fuglu.MainController", FG_INFO, "reload: nothing changed");
+        fg_buf_puts(report, "OK: nothing changed\n");
+        free(fingerprint);
+        fg_config_free(cfg);
+        return 0;
+    }
+    fg_portspec *specs = NULL;
+    size_t nspecs = 0;
+    if (fg_portspec_parse_list(cfg_str(cfg, "main", "incomingport"), cfg_str(cfg, "main", "bindaddress"), &specs,
+                               &nspecs, &err) != 0) {
+        report_lines(report, "ERROR: ", err, FG_ERROR);
+        free(err);
+        free(fingerprint);
+        fg_config_free(cfg);
+        return -1;
+    }
+    fg_buf errors;
+    fg_buf_init(&errors);
+    fg_generation *g = fg_generation_new(&d->genv, cfg, fingerprint, d->next_generation + 1, 1, &errors);
+    if (!g) {
+        report_lines(report, "ERROR: ", errors.data ? errors.data : "the new configuration was refused", FG_ERROR);
+        fg_log("fuglu.MainController", FG_ERROR, "reload refused: generation %d keeps serving",
+               fg_generation_number(d->gen));
+        fg_buf_free(&errors);
+        free(specs);
+        return -1;
+    }
+    fg_buf_free(&errors);
+    d->next_generation++;
+
+    fg_generation *old = d->gen;
+    fg_job *queued = fg_generation_retire(old);
+    d->gen = g;
+    int moved = 0;
+    while (queued) {
+        fg_job *job = queued;
+        queued = job->next;
+        job->next = NULL;
+        if (fg_generation_submit(g, job) != 0) {
+            fg_job_set_reply(job, 451, "4.3.2 Service busy, try again later");
+            fg_server_job_done(job, d->server);
+        }
+        moved++;
+    }
+    retired_generation *r = xcalloc(1, sizeof *r);
+    r->gen = old;
+    r->next = d->retired;
+    d->retired = r;
+    struct timeval tv = {0, 100000};
+    event_add(d->reap_timer, &tv);
+
+    if (fg_server_apply_ports(d->server, specs, nspecs, report) > 0)
+        fg_buf_puts(report, "WARNING: some ports could not be opened, see above\n");
+    free(specs);
+    point_tools_at_current(d);
+    fg_log("fuglu.MainController", FG_INFO,
+           "reload: generation %d (%s backend) replaces generation %d (%s); %d queued messages moved to it",
+           fg_generation_number(g), fg_generation_backend(g), fg_generation_number(old), fg_generation_backend(old),
+           moved);
+    fg_buf_printf(report, "OK: reloaded (generation %d)\n", fg_generation_number(g));
+    return 0;
+}
+
+/* The control socket's reload command. */
+static int control_reload(fg_buf *out)
+{
+    if (!the_daemon) {
+        fg_buf_puts(out, "ERROR: not running\n");
+        return -1;
+    }
+    return reload(the_daemon, out);
+}
+
 /* ---- signals and shutdown ---- */
 
 static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
@@ -294,7 +476,7 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daemon_state *d = arg;
-    size_t pending = fg_pool_pending(d->pool);
+    size_t pending = pending_total(d);
     size_t sessions = fg_server_session_count(d->server);
     if ((pending == 0 && sessions == 0) || fg_monotonic() > d->shutdown_deadline) {
         if (pending || sessions)
@@ -312,7 +494,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
         return;
     fg_log("fuglu.MainController", FG_INFO, "received signal %d, shutting down", (int)sig);
     fg_server_shutdown(d->server);
-    fg_pool_stop(d->pool, 421, "4.3.2 Service shutting down, try again later");
+    fg_generation_stop(d->gen, 421, "4.3.2 Service shutting down, try again later");
     d->shutdown_deadline = fg_monotonic() + SHUTDOWN_GRACE_SECONDS;
     d->shutdown_timer = event_new(d->base, -1, EV_PERSIST, shutdown_tick, d);
     struct timeval tv = {0, 50000};
@@ -331,36 +513,69 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
-    (void)arg;
-    if (logging_conf && access(logging_conf, F_OK) == 0 && fg_log_config_changed(logging_conf)) {
-        char *err = NULL;
-        if (fg_log_load_config(logging_conf, &err) != 0) {
-            fg_log("fuglu.MainController", FG_ERROR, "logging configuration not reloaded, keeping the running one: %s",
-                   err);
-            free(err);
-        } else {
-            fg_log("fuglu.MainController", FG_INFO, "logging configuration reloaded from %s", logging_conf);
-        }
+    daemon_state *d = arg;
+    if (d->shutdown_timer)
+        return;
+    fg_log("fuglu.MainController", FG_INFO, "SIGHUP received: checking for changes");
+    fg_buf report;
+    fg_buf_init(&report);
+    reload(d, &report);
+    fg_buf_free(&report);
+}
+
+/* fuglu --reload: signal the daemon named by the pidfile. */
+static int send_reload(const char *pidfile)
+{
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "fuglu: cannot read a process id from %s%s%s\n", pidfile, f ? "" : ": ",
+                f ? "" : strerror(errno));
+        if (f)
+            fclose(f);
+        return 1;
     }
-    fg_log("fuglu.MainController", FG_WARNING, "SIGHUP received: runtime reload is not available in this version");
+    fclose(f);
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        fprintf(stderr, "fuglu: cannot signal process %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    printf("sent SIGHUP to fuglu (pid %ld)\n", pid);
+    return 0;
+}
+
+static char *self_exe(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return xstrdup("/proc/self/exe");
+    exe[n] = '\0';
+    return xstrdup(exe);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "--process-worker") == 0)
+        return fg_procworker_main(atoi(argv[2]));
+
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
         {"pidfile", required_argument, NULL, 'p'}, {"lint", no_argument, NULL, 'l'},
-        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'}, {"console", no_argument, NULL, 'C'},
+        {"reload", no_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *config_path = FUGLU_SYSCONFDIR "/fuglu.conf";
     const char *pidfile = NULL;
-    int foreground = 0, lint = 0, opt;
+    int foreground = 0, lint = 0, console = 0, send_hup = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:fh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'f': foreground = 1; break;
         case 'p': pidfile = optarg; break;
         case 'l': lint = 1; break;
+        case 'C': console = foreground = 1; break; /* debugging: --console */
+        case 'R': send_hup = 1; break;
         case 'V': printf("%s\n", FUGLU_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
@@ -373,6 +588,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    if (send_hup)
+        return send_reload(pidfile ? pidfile : "/var/run/fuglu.pid");
 
     if (access(config_path, F_OK) != 0) {
         fprintf(stderr,
@@ -381,15 +598,13 @@ int main(int argc, char **argv)
                 config_path);
         return 1;
     }
-    fg_config *cfg = fg_config_new();
     char *err = NULL;
-    if (fg_config_load(cfg, config_path, true, &err) != 0) {
+    fg_config *cfg = fg_generation_load_config(config_path, &err);
+    if (!cfg) {
         fprintf(stderr, "fuglu: %s\n", err);
         free(err);
-        fg_config_free(cfg);
         return 1;
     }
-    fg_config_apply_core_defaults(cfg);
     char *luadir = find_luadir();
     fg_lua_env env = {.luadir = luadir};
 
@@ -398,6 +613,7 @@ int main(int argc, char **argv)
         int errors = run_lint(cfg, &env);
         fg_config_free(cfg);
         free(luadir);
+        free(logging_conf);
         return errors > 255 ? 255 : errors;
     }
 
@@ -432,7 +648,9 @@ int main(int argc, char **argv)
     }
 
     daemon_state d = {0};
+    the_daemon = &d;
     d.cfg = cfg;
+    d.config_path = config_path;
     d.pidfile = pidfile;
     d.base = event_base_new();
     if (!d.base)
@@ -450,20 +668,11 @@ int main(int argc, char **argv)
         .data_timeout = (int)cfg_int(cfg, "main", "data_timeout", 600),
     };
     d.server = fg_server_new(&so);
-    int listening = 0;
-    for (size_t i = 0; i < nspecs; i++) {
-        if (fg_server_listen(d.server, &specs[i], &err) != 0) {
-            fg_log("fuglu.MainController", FG_ERROR, "%s", err);
-            free(err);
-            continue;
-        }
-        listening++;
-    }
-    free(specs);
-    if (!listening) {
+    if (fg_server_apply_ports(d.server, specs, nspecs, NULL) == (int)nspecs) {
         fprintf(stderr, "fuglu: no port could be opened, see the log\n");
         return 1;
     }
+    free(specs);
 
     if (pidfile) {
         if (write_pidfile(pidfile) != 0) {
@@ -478,28 +687,47 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    fg_pool_opts po = {
-        .cfg = cfg,
-        .env = env,
-        .minthreads = (int)cfg_int(cfg, "performance", "minthreads", 2),
-        .maxthreads = (int)cfg_int(cfg, "performance", "maxthreads", 40),
-        .base = d.base,
-        .done = fg_server_job_done,
-        .done_arg = d.server,
-    };
-    d.pool = fg_pool_new(&po, &err);
-    if (!d.pool) {
-        fg_log("fuglu.MainController", FG_CRITICAL, "Some plugins failed to load: %s", err);
-        fprintf(stderr, "Some plugins failed to load, please check the logs. Aborting.\n%s\n", err);
-        free(err);
+    /* debugging: the controller console (--console) and the netconsole control command */
+    d.console = fg_console_new(&(fg_console_opts){.base = d.base, .cfg = cfg, .luadir = luadir});
+    if (console && fg_console_controller(d.console, &err) != 0) {
+        fprintf(stderr, "fuglu: the console cannot load the plugins:\n%s\n", err);
         if (pidfile)
             unlink(pidfile);
         return EXIT_FATAL;
     }
-    fg_server_set_pool(d.server, d.pool);
+
+    char *exe = self_exe();
+    d.genv = (fg_generation_env){
+        .config_path = config_path,
+        .lua = env,
+        .exe_path = exe,
+        .base = d.base,
+        .done = fg_server_job_done,
+        .done_arg = d.server,
+    };
+    fg_buf errors;
+    fg_buf_init(&errors);
+    /* The first generation works on its own copy of the config: d.cfg stays the start-up view. */
+    fg_config *gen_cfg = fg_generation_load_config(config_path, &err);
+    if (gen_cfg)
+        d.gen = fg_generation_new(&d.genv, gen_cfg, fg_generation_fingerprint(gen_cfg, config_path, luadir), 1, 0,
+                                  &errors);
+    if (!d.gen) {
+        const char *why = gen_cfg ? (errors.data ? errors.data : "") : err;
+        fg_log("fuglu.MainController", FG_CRITICAL, "Some plugins failed to load: %s", why);
+        fprintf(stderr, "Some plugins failed to load, please check the logs. Aborting.\n%s\n", why);
+        if (pidfile)
+            unlink(pidfile);
+        return EXIT_FATAL;
+    }
+    fg_buf_free(&errors);
+    d.next_generation = 1;
+    d.reap_timer = event_new(d.base, -1, EV_PERSIST, reap_cb, &d);
+    fg_server_set_submit(d.server, submit_job, &d);
 
     /* monitoring: control socket (after the privilege drop, so the run user owns it), MRTG, metrics */
     const char *controlport = cfg_str(cfg, "main", "controlport");
+    fg_control_set_reload(control_reload);
     if (*controlport && !(d.control = fg_control_new(d.base, d.stats, controlport, &err))) {
         fg_log("fuglu.MainController", FG_ERROR, "control server not started: %s", err);
         free(err);
@@ -507,10 +735,11 @@ int main(int argc, char **argv)
     d.mrtg = fg_mrtg_new(d.base, d.stats, cfg_str(cfg, "main", "mrtgdir"),
                          (double)cfg_int(cfg, "main", "mrtg_interval", 30));
     const char *metricsport = cfg_str(cfg, "main", "metricsport");
-    if (*metricsport && !(d.metrics = fg_metrics_new(d.base, d.stats, d.pool, metricsport, &err))) {
+    if (*metricsport && !(d.metrics = fg_metrics_new(d.base, d.stats, NULL, metricsport, &err))) {
         fg_log("fuglu.MainController", FG_ERROR, "metrics endpoint not started: %s", err);
         free(err);
     }
+    point_tools_at_current(&d);
 
     struct event *sigterm = evsignal_new(d.base, SIGTERM, on_terminate, &d);
     struct event *sigint = evsignal_new(d.base, SIGINT, on_terminate, &d);
@@ -519,31 +748,48 @@ int main(int argc, char **argv)
     event_add(sigint, NULL);
     event_add(sighup, NULL);
 
-    fg_log("fuglu.MainController", FG_INFO, "FuGLU Version %s starting up (identifier %s)", FUGLU_VERSION,
-           cfg_str(cfg, "main", "identifier"));
+    if (console && fg_console_start_terminal(d.console, &err) != 0) {
+        fg_log("fuglu.MainController", FG_ERROR, "console not started: %s", err);
+        free(err);
+    }
+
+    fg_log("fuglu.MainController", FG_INFO, "FuGLU Version %s starting up (identifier %s, %s backend)", FUGLU_VERSION,
+           cfg_str(cfg, "main", "identifier"), fg_generation_backend(d.gen));
     event_base_dispatch(d.base);
 
-    int clean = fg_pool_pending(d.pool) == 0;
+    fg_console_free(d.console); /* debugging */
+    int clean = pending_total(&d) == 0;
     fg_control_free(d.control);
     fg_mrtg_free(d.mrtg);
     fg_metrics_free(d.metrics);
     fg_server_free(d.server);
-    if (clean)
-        fg_pool_free(d.pool);
+    if (clean) {
+        fg_generation_free(d.gen);
+        while (d.retired) {
+            retired_generation *r = d.retired;
+            d.retired = r->next;
+            fg_generation_free(r->gen);
+            free(r);
+        }
+    }
     event_free(sigterm);
     event_free(sigint);
     event_free(sighup);
+    event_free(d.reap_timer);
     if (d.shutdown_timer)
         event_free(d.shutdown_timer);
     if (d.pidfile_written && unlink(pidfile) != 0)
         fg_log("fuglu.MainController", FG_WARNING, "cannot remove pidfile %s: %s", pidfile, strerror(errno));
     fg_log("fuglu.MainController", FG_INFO, "shutdown complete");
     fg_log_shutdown();
+    the_daemon = NULL;
     if (clean) {
         fg_stats_free(d.stats);
         event_base_free(d.base);
         fg_config_free(cfg);
         free(luadir);
+        free(exe);
+        free(logging_conf);
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,8 @@ static int spawn_worker(fg_pool *p, fg_lua_worker *preloaded)
     worker_start *start = xmalloc(sizeof *start);
     start->pool = p;
     start->lua = preloaded;
-    start->number = ++p->next_worker_number;
+    static atomic_int next_number; /* unique across pools and generations, as Fuglu's "Pool worker [N]" */
+    start->number = atomic_fetch_add(&next_number, 1) + 1;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -216,7 +218,6 @@ int fg_pool_submit(fg_pool *p, fg_job *job)
         p->queue_head = job;
     p->queue_tail = job;
     p->queued++;
-    fg_stats_message_in(fg_stats_global(), job->protocol);   /* monitoring: the "in" counter */
     /* Grow at once when every worker is busy: a queued job should not wait for a timer. */
     if ((size_t)p->idle < p->queued && p->threads < p->o.maxthreads)
         spawn_worker(p, NULL);
@@ -248,6 +249,18 @@ void fg_pool_stop(fg_pool *p, int code, const char *text)
     }
     if (n)
         fg_log("fuglu.threadpool", FG_INFO, "Marked %zu messages as '%d %s' to close queue", n, code, text);
+}
+
+fg_job *fg_pool_take_queued(fg_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    fg_job *list = p->queue_head;
+    p->queue_head = p->queue_tail = NULL;
+    p->queued = 0;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    return list;
 }
 
 size_t fg_pool_pending(fg_pool *p)

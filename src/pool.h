@@ -38,6 +38,9 @@ int fg_pool_submit(fg_pool *p, fg_job *job);
 /* Stops taking jobs; jobs still queued come back through the done callback with this reply;
  * running jobs finish normally. */
 void fg_pool_stop(fg_pool *p, int code, const char *text);
+/* For a generation swap: stops taking jobs and hands back the jobs not started yet (a list linked
+ * by job->next, in order) so they can go to the new pool; running jobs finish here. */
+fg_job *fg_pool_take_queued(fg_pool *p);
 /* Jobs queued or running. */
 size_t fg_pool_pending(fg_pool *p);
 int fg_pool_thread_count(fg_pool *p);

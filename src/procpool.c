@@ -7,9 +7,13 @@
  *                        with params, XFORWARD attributes, message length; SCM_RIGHTS: the message fd
  *   child -> parent  'I' ready for a job      'E' plugins failed to load: text
  *                    'R' reply: code, action, text
+ *                    statistics, recorded by the parent for that worker (stats.h forwarder):
+ *                    'D' message done, 'F' re-inject failed, 'P' plugin run, 'Q' plugin error,
+ *                    'X' exception, 'W' worker state, 'U' running plugin
  */
 #include "procpool.h"
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 
 #include <errno.h>
@@ -144,6 +148,7 @@ typedef struct child {
     child_state state;
     fg_job *job;                 /* the message it holds */
     int retiring;                /* close once idle (pool stopping) */
+    fg_stats_worker *slot;       /* its workerlist entry */
 } child;
 
 struct fg_procpool {
@@ -151,7 +156,6 @@ struct fg_procpool {
     fg_buf config_frame;
     child *children;
     int nchildren;
-    int next_number;
     fg_job *queue_head, *queue_tail;
     size_t queued;
     int stopping;
@@ -191,7 +195,8 @@ static int spawn_child(fg_procpool *p, child *c)
     int bufsize = FRAME_MAX;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
-    c->number = ++p->next_number;
+    static int next_number;      /* unique across pools and generations, as Fuglu's names */
+    c->number = ++next_number;
     pid_t pid = fork();
     if (pid < 0) {
         fg_log("fuglu.procpool", FG_ERROR, "fork failed: %s", strerror(errno));
@@ -201,8 +206,11 @@ static int spawn_child(fg_procpool *p, child *c)
     }
     if (pid == 0) {
         /* Only async-signal-safe calls until exec: this process may have other threads. */
-        if (dup2(sv[1], 3) < 0)
+        if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
             _exit(70);
+        /* Listeners, sessions and control clients must not live on in the worker: a closed port
+         * would stay bound and a control client would never see its answer end. */
+        close_range(4, ~0U, 0);
         char name[32];
         snprintf(name, sizeof name, "Worker-%d", c->number);
         char *const argv[] = {(char *)"fuglu", (char *)"--process-worker", (char *)"3", name, NULL};
@@ -210,6 +218,10 @@ static int spawn_child(fg_procpool *p, child *c)
         _exit(71);
     }
     close(sv[1]);
+    char slot_name[32];
+    snprintf(slot_name, sizeof slot_name, "Worker-%d", c->number);
+    c->slot = fg_stats_worker_register(fg_stats_global(), c->number, slot_name);
+    fg_stats_worker_set_state(c->slot, "loading configuration", false);
     c->pool = p;
     c->pid = pid;
     c->fd = sv[0];
@@ -243,6 +255,8 @@ static void child_died(fg_procpool *p, child *c, const char *why)
     int status = 0;
     waitpid(c->pid, &status, 0);
     c->state = CHILD_DEAD;
+    fg_stats_worker_leave(c->slot);
+    c->slot = NULL;
     if (c->job) {
         fg_log("fuglu.procpool", FG_ERROR, "Worker-%d (pid %ld) died while scanning %s (%s): message deferred",
                c->number, (long)c->pid, c->job->id, why);
@@ -286,6 +300,7 @@ static void handle_frame(fg_procpool *p, child *c, const unsigned char *buf, siz
     switch (buf[0]) {
     case 'I':
         c->state = CHILD_IDLE;
+        fg_stats_worker_set_state(c->slot, "waiting for task", false);
         if (p->stopping) {
             retire(c);
             return;
@@ -320,6 +335,40 @@ static void handle_frame(fg_procpool *p, child *c, const unsigned char *buf, siz
         free(text);
         /* The child still runs the appenders; it says 'I' when it can take the next message. */
         finish_job(p, job);
+        return;
+    }
+    case 'D': {
+        fg_stats_result res = {.action = (int)(int32_t)get_u32(&r)};
+        uint32_t flags = get_u32(&r);
+        res.deferred = flags & 1, res.spam = flags & 2, res.highspam = flags & 4;
+        res.virus = flags & 8, res.blocked = flags & 16, res.reinjected = flags & 32;
+        res.scantime = (double)(int32_t)get_u32(&r) / 1e6;
+        if (!r.bad)
+            fg_stats_message_done(fg_stats_global(), &res);
+        return;
+    }
+    case 'F':
+        fg_stats_reinject_failed(fg_stats_global());
+        return;
+    case 'P': case 'Q': case 'X': case 'W': case 'U': {
+        char *a = get_str(&r), *b = get_str(&r);
+        uint32_t n1 = get_u32(&r), n2 = get_u32(&r);
+        if (!r.bad && a && b) {
+            if (buf[0] == 'P')
+                fg_stats_plugin_run(fg_stats_global(), a, (double)n1 / 1e6, (int)(int32_t)n2);
+            else if (buf[0] == 'Q')
+                fg_stats_plugin_error(fg_stats_global(), a);
+            else if (buf[0] == 'X') {
+                char thread[32];
+                snprintf(thread, sizeof thread, "Worker-%d", c->number);
+                fg_stats_exception(fg_stats_global(), thread, a, b);
+            } else if (buf[0] == 'W')
+                fg_stats_worker_set_state(c->slot, a, n1 != 0);
+            else
+                fg_stats_worker_set_plugin(c->slot, a, b);
+        }
+        free(a);
+        free(b);
         return;
     }
     default:
@@ -482,6 +531,21 @@ void fg_procpool_stop(fg_procpool *p, int code, const char *text)
     }
 }
 
+fg_job *fg_procpool_take_queued(fg_procpool *p)
+{
+    p->stopping = 1;
+    event_del(p->respawn_timer);
+    fg_job *list = p->queue_head;
+    p->queue_head = p->queue_tail = NULL;
+    p->queued = 0;
+    for (int i = 0; i < p->nchildren; i++) {
+        child *c = &p->children[i];
+        if (c->state == CHILD_IDLE || c->state == CHILD_STARTING)
+            retire(c);
+    }
+    return list;
+}
+
 size_t fg_procpool_pending(fg_procpool *p)
 {
     size_t n = p->queued;
@@ -535,6 +599,59 @@ void fg_procpool_free(fg_procpool *p)
 }
 
 /* ---- child side ---- */
+
+static int child_fd = -1; /* the socket to the parent, for the statistics forwarder */
+
+/* 'P'/'Q'/'X'/'W'/'U' frames: two strings and two numbers. */
+static void forward(char type, const char *a, const char *b, uint32_t n1, uint32_t n2)
+{
+    fg_buf f;
+    fg_buf_init(&f);
+    fg_buf_append(&f, &type, 1);
+    put_str(&f, a);
+    put_str(&f, b);
+    put_u32(&f, n1);
+    put_u32(&f, n2);
+    send_frame(child_fd, &f, -1);
+    fg_buf_free(&f);
+}
+
+static void fwd_message_done(const fg_stats_result *res)
+{
+    fg_buf f;
+    fg_buf_init(&f);
+    fg_buf_append(&f, "D", 1);
+    put_u32(&f, (uint32_t)res->action);
+    put_u32(&f, (uint32_t)(res->deferred | res->spam << 1 | res->highspam << 2 | res->virus << 3 |
+                           res->blocked << 4 | res->reinjected << 5));
+    put_u32(&f, (uint32_t)(int32_t)(res->scantime < 0 ? -1 : res->scantime * 1e6));
+    send_frame(child_fd, &f, -1);
+    fg_buf_free(&f);
+}
+
+static void fwd_reinject_failed(void)
+{
+    fg_buf f;
+    fg_buf_init(&f);
+    fg_buf_append(&f, "F", 1);
+    send_frame(child_fd, &f, -1);
+    fg_buf_free(&f);
+}
+
+static void fwd_plugin_run(const char *plugin, double seconds, int action)
+{
+    forward('P', plugin, "", (uint32_t)(seconds * 1e6), (uint32_t)action);
+}
+
+static void fwd_plugin_error(const char *plugin) { forward('Q', plugin, "", 0, 0); }
+static void fwd_exception(const char *info, const char *traceback) { forward('X', info, traceback, 0, 0); }
+static void fwd_worker_state(const char *state, bool busy) { forward('W', state, "", busy, 0); }
+static void fwd_worker_plugin(const char *suspect, const char *plugin) { forward('U', suspect, plugin, 0, 0); }
+
+static const fg_stats_forwarder child_forwarder = {
+    fwd_message_done, fwd_reinject_failed, fwd_plugin_run, fwd_plugin_error,
+    fwd_exception, fwd_worker_state, fwd_worker_plugin,
+};
 
 static int child_send_simple(int fd, char type, const char *text)
 {
@@ -630,6 +747,8 @@ int fg_procworker_main(int fd)
     char *luadir = NULL;
     fg_config *cfg = read_config(&r, &luadir);
     fg_lua_env env = {.luadir = luadir ? luadir : ""};
+    child_fd = fd;
+    fg_stats_set_forwarder(&child_forwarder);
     char *err = NULL;
     fg_lua_worker *w = fg_lua_worker_new(cfg, &env, "process worker", &err);
     if (!w) {
@@ -663,6 +782,9 @@ int fg_procworker_main(int fd)
             child_send_simple(fd, 'I', NULL);
             continue;
         }
+        char *state = xasprintf("Suspect %s: starting", job->id);
+        fg_stats_worker_set_state(NULL, state, true);
+        free(state);
         fg_lua_worker_handle(w, job);
         put_u32(&b, (uint32_t)job->reply_code);
         put_u32(&b, (uint32_t)job->action);

@@ -35,6 +35,8 @@ typedef struct fg_procpool_opts {
 fg_procpool *fg_procpool_new(const fg_procpool_opts *opts, char **err);
 int fg_procpool_submit(fg_procpool *p, fg_job *job);
 void fg_procpool_stop(fg_procpool *p, int code, const char *text);
+/* As fg_pool_take_queued: stop, hand back the jobs not started, idle workers end. */
+fg_job *fg_procpool_take_queued(fg_procpool *p);
 size_t fg_procpool_pending(fg_procpool *p);
 int fg_procpool_count(fg_procpool *p);
 /* Writes "[Worker-N] pid P: state" lines for workerlist into a malloc'ed string. */

@@ -53,7 +53,8 @@ typedef struct session {
 
 struct fg_server {
     fg_server_opts o;
-    fg_pool *pool;
+    int (*submit)(fg_job *job, void *arg);
+    void *submit_arg;
     listener *listeners;
     session *sessions;
     size_t nsessions;
@@ -75,9 +76,10 @@ fg_server *fg_server_new(const fg_server_opts *opts)
     return srv;
 }
 
-void fg_server_set_pool(fg_server *srv, fg_pool *pool)
+void fg_server_set_submit(fg_server *srv, int (*submit)(fg_job *job, void *arg), void *arg)
 {
-    srv->pool = pool;
+    srv->submit = submit;
+    srv->submit_arg = arg;
 }
 
 /* ---- replies and session lifetime ---- */
@@ -385,7 +387,7 @@ static void finish_data(session *s)
     }
     job->t_received = fg_monotonic();
     job->owner = s;
-    if (!s->srv->pool || fg_pool_submit(s->srv->pool, job) != 0) {
+    if (!s->srv->submit || s->srv->submit(job, s->srv->submit_arg) != 0) {
         fg_log("fuglu.smtpsession", FG_WARNING, "%s: scan queue full or shutting down, message deferred", job->id);
         reply(s, "451 4.3.2 Error: too many messages in progress, try again later");
         fg_job_free(job);
@@ -585,6 +587,49 @@ int fg_server_listen(fg_server *srv, const fg_portspec *spec, char **err)
     fg_log("fuglu.MainController", FG_INFO, "listening for %s on %s:%d", fg_proto_name(spec->proto), spec->addr,
            spec->port);
     return 0;
+}
+
+static int same_spec(const fg_portspec *a, const fg_portspec *b)
+{
+    return a->proto == b->proto && a->port == b->port && strcmp(a->addr, b->addr) == 0;
+}
+
+int fg_server_apply_ports(fg_server *srv, const fg_portspec *specs, size_t n, fg_buf *report)
+{
+    int errors = 0;
+    /* Close what is gone first: a port whose protocol changed is bound again below. */
+    for (listener **at = &srv->listeners; *at;) {
+        listener *l = *at;
+        size_t i = 0;
+        while (i < n && !same_spec(&l->spec, &specs[i]))
+            i++;
+        if (i < n) {
+            at = &l->next;
+            continue;
+        }
+        *at = l->next;
+        char name[128];
+        fg_portspec_format(&l->spec, name, sizeof name);
+        fg_log("fuglu.MainController", FG_INFO, "closing listener %s (open sessions continue)", name);
+        evconnlistener_free(l->evl);
+        free(l);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int have = 0;
+        for (listener *l = srv->listeners; l && !have; l = l->next)
+            have = same_spec(&l->spec, &specs[i]);
+        if (have)
+            continue;
+        char *err = NULL;
+        if (fg_server_listen(srv, &specs[i], &err) != 0) {
+            fg_log("fuglu.MainController", FG_ERROR, "%s", err);
+            if (report)
+                fg_buf_printf(report, "%s\n", err);
+            free(err);
+            errors++;
+        }
+    }
+    return errors;
 }
 
 void fg_server_shutdown(fg_server *srv)

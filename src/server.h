@@ -11,7 +11,6 @@
 #include <event2/event.h>
 #include <stddef.h>
 #include "job.h"
-#include "pool.h"
 #include "portspec.h"
 
 typedef struct fg_server fg_server;
@@ -27,9 +26,14 @@ typedef struct fg_server_opts {
 } fg_server_opts;
 
 fg_server *fg_server_new(const fg_server_opts *opts);
-void fg_server_set_pool(fg_server *s, fg_pool *pool);
+/* Where finished messages go (the current generation); submit returns -1 when it cannot take one. */
+void fg_server_set_submit(fg_server *s, int (*submit)(fg_job *job, void *arg), void *arg);
 /* Opens a listener for spec; -1 with *err if the protocol is not supported or the bind fails. */
 int fg_server_listen(fg_server *s, const fg_portspec *spec, char **err);
+/* Makes the listeners match specs exactly (by protocol, address and port): opens the new ones,
+ * closes the ones not listed (their open sessions continue). Errors are logged and appended to
+ * report (may be NULL); returns their number. */
+int fg_server_apply_ports(fg_server *s, const fg_portspec *specs, size_t n, fg_buf *report);
 /* The pool's done callback (main thread): answers the session that waits for this job. */
 void fg_server_job_done(fg_job *job, void *arg);
 /* Shutdown: closes the listeners, answers idle sessions 421 and closes them; sessions waiting for a

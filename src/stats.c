@@ -118,6 +118,10 @@ void fg_stats_free(fg_stats *s)
 }
 
 void fg_stats_set_global(fg_stats *s) { stats_global = s; }
+
+static const fg_stats_forwarder *stats_forwarder; /* set once in a process worker */
+void fg_stats_set_forwarder(const fg_stats_forwarder *f) { stats_forwarder = f; }
+bool fg_stats_recording(void) { return stats_global != NULL || stats_forwarder != NULL; }
 fg_stats *fg_stats_global(void) { return stats_global; }
 
 static int stats_bucket_of(double seconds)
@@ -149,8 +153,11 @@ void fg_stats_message_in(fg_stats *s, const char *protocol)
 
 void fg_stats_message_done(fg_stats *s, const fg_stats_result *r)
 {
-    if (!s)
+    if (!s) {
+        if (stats_forwarder)
+            stats_forwarder->message_done(r);
         return;
+    }
     atomic_fetch_add(&s->actions[stats_action_index(r->action)], 1);
     if (r->reinjected)
         atomic_fetch_add(&s->out, 1);
@@ -187,6 +194,8 @@ void fg_stats_reinject_failed(fg_stats *s)
 {
     if (s)
         atomic_fetch_add(&s->reinject_failed, 1);
+    else if (stats_forwarder)
+        stats_forwarder->reinject_failed();
 }
 
 /* ---- plugins ---- */
@@ -209,6 +218,8 @@ static stats_plugin *stats_plugin_get(fg_stats *s, const char *name)
 
 void fg_stats_plugin_run(fg_stats *s, const char *plugin, double seconds, int action)
 {
+    if (!s && plugin && stats_forwarder)
+        stats_forwarder->plugin_run(plugin, seconds, action);
     if (!s || !plugin)
         return;
     if (seconds < 0)
@@ -224,6 +235,8 @@ void fg_stats_plugin_run(fg_stats *s, const char *plugin, double seconds, int ac
 
 void fg_stats_plugin_error(fg_stats *s, const char *plugin)
 {
+    if (!s && plugin && stats_forwarder)
+        stats_forwarder->plugin_error(plugin);
     if (!s || !plugin)
         return;
     pthread_mutex_lock(&s->plugins_lock);
@@ -235,8 +248,11 @@ void fg_stats_plugin_error(fg_stats *s, const char *plugin)
 
 void fg_stats_exception(fg_stats *s, const char *thread, const char *info, const char *traceback)
 {
-    if (!s)
+    if (!s) {
+        if (stats_forwarder)
+            stats_forwarder->exception(info ? info : "", traceback ? traceback : "");
         return;
+    }
     if (!thread)
         thread = stats_current_worker ? stats_current_worker->name : "MainThread";
     pthread_mutex_lock(&s->exceptions_lock);
@@ -258,6 +274,14 @@ void fg_stats_exception(fg_stats *s, const char *thread, const char *info, const
 
 fg_stats_worker *fg_stats_worker_enter(fg_stats *s, int number, const char *name)
 {
+    fg_stats_worker *w = fg_stats_worker_register(s, number, name);
+    if (w)
+        stats_current_worker = w;
+    return w;
+}
+
+fg_stats_worker *fg_stats_worker_register(fg_stats *s, int number, const char *name)
+{
     if (!s)
         return NULL;
     fg_stats_worker *w = xcalloc(1, sizeof *w);
@@ -273,7 +297,6 @@ fg_stats_worker *fg_stats_worker_enter(fg_stats *s, int number, const char *name
     w->next = *at;
     *at = w;
     pthread_mutex_unlock(&s->workers_lock);
-    stats_current_worker = w;
     return w;
 }
 
@@ -312,12 +335,16 @@ static void stats_worker_set(fg_stats_worker *w, char *state, char *plugin, bool
 
 void fg_stats_worker_set_state(fg_stats_worker *w, const char *state, bool busy)
 {
+    if (!w && stats_forwarder)
+        stats_forwarder->worker_state(state ? state : "", busy);
     if (w)
         stats_worker_set(w, xstrdup(state ? state : ""), NULL, busy);
 }
 
 void fg_stats_worker_set_plugin(fg_stats_worker *w, const char *suspect, const char *plugin)
 {
+    if (!w && stats_forwarder)
+        stats_forwarder->worker_plugin(suspect ? suspect : "", plugin ? plugin : "?");
     if (w)
         stats_worker_set(w, xasprintf("%s : Running Plugin %s", suspect ? suspect : "", plugin ? plugin : "?"),
                          xstrdup(plugin ? plugin : "?"), true);

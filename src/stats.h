@@ -83,6 +83,25 @@ void fg_stats_worker_set_plugin(fg_stats_worker *w, const char *suspect, const c
 /* The calling thread's slot, or NULL outside a worker thread. */
 fg_stats_worker *fg_stats_worker_current(void);
 
+/* ---- process workers ---- */
+/* In a process worker there is no fg_stats: every recording call made with a NULL fg_stats (or a
+ * NULL worker slot) goes to the forwarder instead, which sends it to the parent (procpool.c), where
+ * it is recorded for that worker. */
+typedef struct fg_stats_forwarder {
+    void (*message_done)(const fg_stats_result *r);
+    void (*reinject_failed)(void);
+    void (*plugin_run)(const char *plugin, double seconds, int action);
+    void (*plugin_error)(const char *plugin);
+    void (*exception)(const char *info, const char *traceback);
+    void (*worker_state)(const char *state, bool busy);
+    void (*worker_plugin)(const char *suspect, const char *plugin);
+} fg_stats_forwarder;
+void fg_stats_set_forwarder(const fg_stats_forwarder *f);
+/* Whether anything is recorded in this process (a global fg_stats or a forwarder). */
+bool fg_stats_recording(void);
+/* A workerlist slot that is not bound to the calling thread (the parent's view of a process). */
+fg_stats_worker *fg_stats_worker_register(fg_stats *s, int number, const char *name);
+
 /* ---- reading ---- */
 
 typedef struct fg_stats_plugin_snapshot {

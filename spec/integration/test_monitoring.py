@@ -127,7 +127,7 @@ class MonitoringTests(FugluCase):
         self.assertEqual(stat.S_IMODE(mode), 0o600)
 
     def test_unknown_command(self):
-        self.assertEqual(control(self.sock, "reload"), "ERR no such command: reload")
+        self.assertEqual(control(self.sock, "frobnicate"), "ERR no such command: frobnicate")
         self.assertEqual(control(self.sock, "  FrobNicate 1337 "), "ERR no such command: frobnicate")
 
     def test_uptime_and_threadlist(self):

@@ -31,7 +31,7 @@
 
 static int lua_stats_enabled(lua_State *L)
 {
-    lua_pushboolean(L, fg_stats_global() != NULL);
+    lua_pushboolean(L, fg_stats_recording());
     return 1;
 }
 

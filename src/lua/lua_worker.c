@@ -280,3 +280,57 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env)
     lua_close(L);
     return errors;
 }
+
+/* print() replacement for fg_lua_lint_report: appends its arguments as one line to the buffer in
+ * upvalue 1 (a light userdata). */
+static int capture_print(lua_State *L)
+{
+    fg_buf *b = lua_touserdata(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    lua_getglobal(L, "tostring");
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, -1);
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        const char *s = lua_tostring(L, -1);
+        fg_buf_printf(b, "%s%s", i > 1 ? "\t" : "", s ? s : "");
+        lua_pop(L, 1);
+    }
+    fg_buf_puts(b, "\n");
+    return 0;
+}
+
+int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **report)
+{
+    fg_buf out;
+    fg_buf_init(&out);
+    lua_State *L = fg_lua_new_state(env);
+    lua_pushlightuserdata(L, &out);
+    lua_pushcclosure(L, capture_print, 1);
+    lua_setglobal(L, "print");
+    lua_pushcfunction(L, traceback);
+    int tb = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "fuglu.lint");
+    int errors;
+    if (lua_pcall(L, 1, 1, tb) != 0) {
+        fg_buf_printf(&out, "ERROR: cannot load the Lua framework from %s: %s\n", env->luadir, lua_tostring(L, -1));
+        errors = 1;
+    } else {
+        lua_getfield(L, -1, "run");
+        fg_lua_push_config(L, cfg);
+        push_options(L, env, "lint");
+        if (lua_pcall(L, 2, 1, tb) != 0) {
+            fg_buf_printf(&out, "ERROR: lint failed: %s\n", lua_tostring(L, -1));
+            errors = 1;
+        } else {
+            errors = (int)lua_tointeger(L, -1);
+        }
+    }
+    lua_close(L);
+    if (report)
+        *report = fg_buf_steal(&out, NULL);
+    else
+        fg_buf_free(&out);
+    return errors;
+}

@@ -26,6 +26,10 @@ void fg_lua_worker_free(fg_lua_worker *w);
 /* --lint: loads every plugin and runs each lint; prints the report; returns the number of errors. */
 int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env);
 
+/* The same checks for a reload: nothing is printed; the lint report goes to *report (caller frees,
+ * may be NULL). Returns the number of errors. */
+int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **report);
+
 /* A bare state with package.path set to env->luadir and fuglu_core preloaded. */
 struct lua_State *fg_lua_new_state(const fg_lua_env *env);
 /* Pushes {section = {option = value}} for cfg. */

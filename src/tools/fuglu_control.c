@@ -9,6 +9,7 @@
  * (...) - is fuglu running?" and exits 1.
  */
 #include "control.h"
+#include "netconsole.h" /* debugging: netconsole --connect */
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -111,8 +112,14 @@ int main(int argc, char **argv)
 
     fg_buf request;
     fg_buf_init(&request);
-    for (int i = optind; i < argc; i++)
-        fg_buf_printf(&request, "%s%s", i > optind ? " " : "", argv[i]);
+    int connect_console = 0; /* debugging: netconsole --connect does the token step */
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "--connect") == 0 && strcmp(argv[optind], "netconsole") == 0) {
+            connect_console = 1;
+            continue;
+        }
+        fg_buf_printf(&request, "%s%s", request.len ? " " : "", argv[i]);
+    }
     fg_buf_puts(&request, "\n");
 
     int fd = control_connect(where);
@@ -159,6 +166,12 @@ int main(int argc, char **argv)
     close(fd);
     fwrite(answer.data, 1, answer.len, stdout);
     fputs("\n", stdout);
+    fflush(stdout);
+    if (connect_console && status == 0)
+        status = fg_netconsole_client(answer.data);
+    /* A refused request (a reload with errors) is a failure for scripts. */
+    if (status == 0 && answer.data && (strncmp(answer.data, "ERROR", 5) == 0 || strstr(answer.data, "\nERROR")))
+        status = 1;
     fg_buf_free(&answer);
     return status;
 }

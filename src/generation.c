@@ -1,0 +1,250 @@
+/* generation: a config snapshot, its plugins and its scan pool. See generation.h. */
+#include "generation.h"
+#include "log.h"
+#include "procpool.h"
+
+#include <dirent.h>
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct fg_generation {
+    int number;
+    fg_config *cfg;
+    char *fingerprint;
+    fg_pool *pool;
+    fg_procpool *procpool;
+};
+
+fg_config *fg_generation_load_config(const char *config_path, char **err)
+{
+    fg_config *cfg = fg_config_new();
+    if (fg_config_load(cfg, config_path, true, err) != 0) {
+        fg_config_free(cfg);
+        return NULL;
+    }
+    fg_config_apply_core_defaults(cfg);
+    return cfg;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds every regular file of dir whose name ends in suffix, in sorted order, name and content. */
+static void checksum_dir(GChecksum *sum, const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    size_t sl = strlen(suffix);
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < sl || strcmp(e->d_name + l - sl, suffix) != 0)
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        char *path = xasprintf("%s/%s", dir, names[i]);
+        gchar *content = NULL;
+        gsize len = 0;
+        g_checksum_update(sum, (const guchar *)path, (gssize)strlen(path) + 1);
+        if (g_file_get_contents(path, &content, &len, NULL)) {
+            g_checksum_update(sum, (const guchar *)content, (gssize)len);
+            g_free(content);
+        }
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+}
+
+char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, const char *luadir)
+{
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    gchar *content = NULL;
+    gsize len = 0;
+    if (g_file_get_contents(config_path, &content, &len, NULL)) {
+        g_checksum_update(sum, (const guchar *)content, (gssize)len);
+        g_free(content);
+    }
+    char *dir = g_path_get_dirname(config_path);
+    char *confd = xasprintf("%s/conf.d", dir);
+    checksum_dir(sum, confd, ".conf");
+    free(confd);
+    g_free(dir);
+    char *fw = xasprintf("%s/fuglu", luadir);
+    char *plugins = xasprintf("%s/plugins", luadir);
+    checksum_dir(sum, fw, ".lua");
+    checksum_dir(sum, plugins, ".lua");
+    free(fw);
+    free(plugins);
+    const char *plugindir = fg_config_get(cfg, "main", "plugindir");
+    if (plugindir && *plugindir) {
+        char *copy = xstrdup(plugindir);
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            char *d = fg_strtrim(tok);
+            if (*d)
+                checksum_dir(sum, d, ".lua");
+        }
+        free(copy);
+    }
+    char *hex = xstrdup(g_checksum_get_string(sum));
+    g_checksum_free(sum);
+    return hex;
+}
+
+static long config_int(const fg_config *cfg, const char *sec, const char *opt, long def, fg_buf *report, int *bad)
+{
+    long v = def;
+    char *err = NULL;
+    if (fg_config_get_int(cfg, sec, opt, def, &v, &err) != 0) {
+        fg_buf_printf(report, "%s\n", err);
+        free(err);
+        (*bad)++;
+    }
+    return v;
+}
+
+fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, char *fingerprint, int number,
+                                 int check, fg_buf *report)
+{
+    int bad = 0;
+    const char *backend = fg_config_get(cfg, "performance", "backend");
+    int process = backend && strcasecmp(backend, "process") == 0;
+    if (backend && !process && strcasecmp(backend, "thread") != 0) {
+        fg_buf_printf(report, "%s: [performance] backend: '%s' is neither thread nor process\n",
+                      fg_config_origin(cfg, "performance", "backend") ? fg_config_origin(cfg, "performance", "backend")
+                                                                      : "config",
+                      backend);
+        bad++;
+    }
+    long minthreads = config_int(cfg, "performance", "minthreads", 2, report, &bad);
+    long maxthreads = config_int(cfg, "performance", "maxthreads", 40, report, &bad);
+    long initialprocs = config_int(cfg, "performance", "initialprocs", 0, report, &bad);
+    if (bad) {
+        fg_config_free(cfg);
+        free(fingerprint);
+        return NULL;
+    }
+    if (check) {
+        char *lint = NULL;
+        int errors = fg_lua_lint_report(cfg, &env->lua, &lint);
+        if (errors) {
+            fg_buf_printf(report, "%s", lint ? lint : "plugin lint failed\n");
+            free(lint);
+            fg_config_free(cfg);
+            free(fingerprint);
+            return NULL;
+        }
+        free(lint);
+    }
+    fg_generation *g = xcalloc(1, sizeof *g);
+    g->number = number;
+    g->cfg = cfg;
+    g->fingerprint = fingerprint;
+    char *err = NULL;
+    if (process) {
+        fg_procpool_opts po = {
+            .cfg = cfg,
+            .env = env->lua,
+            .nprocs = (int)initialprocs,
+            .base = env->base,
+            .done = env->done,
+            .done_arg = env->done_arg,
+            .exe_path = env->exe_path,
+        };
+        g->procpool = fg_procpool_new(&po, &err);
+    } else {
+        fg_pool_opts po = {
+            .cfg = cfg,
+            .env = env->lua,
+            .minthreads = (int)minthreads,
+            .maxthreads = (int)maxthreads,
+            .base = env->base,
+            .done = env->done,
+            .done_arg = env->done_arg,
+        };
+        g->pool = fg_pool_new(&po, &err);
+    }
+    if (!g->pool && !g->procpool) {
+        fg_buf_printf(report, "%s\n", err ? err : "the worker pool could not be started");
+        free(err);
+        fg_config_free(cfg);
+        free(fingerprint);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int fg_generation_submit(fg_generation *g, fg_job *job)
+{
+    return g->pool ? fg_pool_submit(g->pool, job) : fg_procpool_submit(g->procpool, job);
+}
+
+fg_job *fg_generation_retire(fg_generation *g)
+{
+    return g->pool ? fg_pool_take_queued(g->pool) : fg_procpool_take_queued(g->procpool);
+}
+
+void fg_generation_stop(fg_generation *g, int code, const char *text)
+{
+    if (g->pool)
+        fg_pool_stop(g->pool, code, text);
+    else
+        fg_procpool_stop(g->procpool, code, text);
+}
+
+size_t fg_generation_pending(fg_generation *g)
+{
+    return g->pool ? fg_pool_pending(g->pool) : fg_procpool_pending(g->procpool);
+}
+
+int fg_generation_number(const fg_generation *g)
+{
+    return g->number;
+}
+
+const char *fg_generation_backend(const fg_generation *g)
+{
+    return g->pool ? "thread" : "process";
+}
+
+const char *fg_generation_fingerprint_of(const fg_generation *g)
+{
+    return g->fingerprint;
+}
+
+const fg_config *fg_generation_config(const fg_generation *g)
+{
+    return g->cfg;
+}
+
+fg_pool *fg_generation_thread_pool(fg_generation *g)
+{
+    return g->pool;
+}
+
+void fg_generation_free(fg_generation *g)
+{
+    if (!g)
+        return;
+    if (g->pool)
+        fg_pool_free(g->pool);
+    if (g->procpool)
+        fg_procpool_free(g->procpool);
+    fg_config_free(g->cfg);
+    free(g->fingerprint);
+    free(g);
+}

@@ -1,0 +1,53 @@
+/* generation: one frozen configuration with its plugins and its scan pool (threads or processes).
+ *
+ * SIGHUP (or `fuglu_control reload`) builds a new generation beside the running one from the files
+ * on disk, checks it (config parses, ports parse, every plugin loads, every lint passes) and only then
+ * swaps it in: jobs queued but not started move to the new pool, running ones finish in the old
+ * one, which is freed when it has nothing left. A fingerprint of every input file tells whether
+ * anything changed at all.
+ */
+#ifndef FUGLU_GENERATION_H
+#define FUGLU_GENERATION_H
+
+#include <event2/event.h>
+#include "config.h"
+#include "job.h"
+#include "lua/lua_worker.h"
+#include "pool.h"
+#include "util.h"
+
+typedef struct fg_generation fg_generation;
+
+typedef struct fg_generation_env {
+    const char *config_path;
+    fg_lua_env lua;
+    const char *exe_path;        /* for process workers */
+    struct event_base *base;
+    void (*done)(fg_job *job, void *arg);
+    void *done_arg;
+} fg_generation_env;
+
+/* Reads fuglu.conf and its conf.d, with the core defaults. NULL with *err ("FILE:LINE: ..."). */
+fg_config *fg_generation_load_config(const char *config_path, char **err);
+/* A hex digest over the config files, conf.d, the Lua framework and every plugin file the config can
+ * load (lua/plugins, [main] plugindir). Caller frees. */
+char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, const char *luadir);
+/* Builds the pool of cfg's backend; takes ownership of cfg and fingerprint. With check, runs every
+ * plugin's lint first and refuses on errors (appended to *report). NULL on failure, with the reasons
+ * in *report (one per line). */
+fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, char *fingerprint, int number,
+                                 int check, fg_buf *report);
+int fg_generation_submit(fg_generation *g, fg_job *job);
+/* Stops taking jobs and returns those not started (linked by next). */
+fg_job *fg_generation_retire(fg_generation *g);
+/* Stops; queued jobs are answered with code/text. */
+void fg_generation_stop(fg_generation *g, int code, const char *text);
+size_t fg_generation_pending(fg_generation *g);
+int fg_generation_number(const fg_generation *g);
+const char *fg_generation_backend(const fg_generation *g);
+const char *fg_generation_fingerprint_of(const fg_generation *g);
+const fg_config *fg_generation_config(const fg_generation *g);
+fg_pool *fg_generation_thread_pool(fg_generation *g); /* NULL for the process backend */
+void fg_generation_free(fg_generation *g);
+
+#endif
