@@ -163,6 +163,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
             .done = env->done,
             .done_arg = env->done_arg,
             .exe_path = env->exe_path,
+            .logging_conf = env->logging_conf,
         };
         g->procpool = fg_procpool_new(&po, &err);
     } else {

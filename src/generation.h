@@ -22,6 +22,7 @@ typedef struct fg_generation_env {
     const char *config_path;
     fg_lua_env lua;
     const char *exe_path;        /* for process workers */
+    const char *logging_conf;    /* for process workers */
     struct event_base *base;
     void (*done)(fg_job *job, void *arg);
     void *done_arg;

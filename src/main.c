@@ -701,6 +701,7 @@ int main(int argc, char **argv)
         .config_path = config_path,
         .lua = env,
         .exe_path = exe,
+        .logging_conf = logging_conf,
         .base = d.base,
         .done = fg_server_job_done,
         .done_arg = d.server,

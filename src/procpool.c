@@ -172,6 +172,7 @@ static void build_config_frame(fg_procpool *p)
     fg_buf_init(b);
     fg_buf_append(b, "C", 1);
     put_str(b, p->o.env.luadir);
+    put_str(b, p->o.logging_conf);
     size_t ns = fg_config_section_count(p->o.cfg);
     put_u32(b, (uint32_t)ns);
     for (size_t i = 0; i < ns; i++) {
@@ -474,6 +475,7 @@ fg_procpool *fg_procpool_new(const fg_procpool_opts *opts, char **err)
     if (p->o.queue_max == 0)
         p->o.queue_max = (size_t)p->o.nprocs * 10;
     p->o.exe_path = xstrdup(opts->exe_path);
+    p->o.logging_conf = opts->logging_conf ? xstrdup(opts->logging_conf) : NULL;
     p->rbuf = xmalloc(FRAME_MAX);
     build_config_frame(p);
     p->respawn_timer = evtimer_new(p->o.base, respawn_cb, p);
@@ -595,6 +597,7 @@ void fg_procpool_free(fg_procpool *p)
     fg_buf_free(&p->config_frame);
     free(p->rbuf);
     free((char *)p->o.exe_path);
+    free((char *)p->o.logging_conf);
     free(p);
 }
 
@@ -665,10 +668,11 @@ static int child_send_simple(int fd, char type, const char *text)
     return rc;
 }
 
-static fg_config *read_config(reader *r, char **luadir)
+static fg_config *read_config(reader *r, char **luadir, char **logging_conf)
 {
     fg_config *cfg = fg_config_new();
     *luadir = get_str(r);
+    *logging_conf = get_str(r);
     uint32_t ns = get_u32(r);
     for (uint32_t i = 0; i < ns && !r->bad; i++) {
         char *section = get_str(r);
@@ -744,8 +748,17 @@ int fg_procworker_main(int fd)
         return 1;
     }
     reader r = {.p = buf + 1, .left = (size_t)n - 1};
-    char *luadir = NULL;
-    fg_config *cfg = read_config(&r, &luadir);
+    char *luadir = NULL, *logging_conf = NULL;
+    fg_config *cfg = read_config(&r, &luadir, &logging_conf);
+    /* The same logging.conf as the parent: file rotation is serialised between processes. */
+    if (logging_conf && access(logging_conf, R_OK) == 0) {
+        char *lerr = NULL;
+        if (fg_log_load_config(logging_conf, &lerr) != 0) {
+            fprintf(stderr, "fuglu worker: %s\n", lerr);
+            free(lerr);
+        }
+    }
+    free(logging_conf);
     fg_lua_env env = {.luadir = luadir ? luadir : ""};
     child_fd = fd;
     fg_stats_set_forwarder(&child_forwarder);
@@ -802,5 +815,6 @@ int fg_procworker_main(int fd)
     fg_config_free(cfg);
     free(luadir);
     free(buf);
+    fg_log_shutdown();
     return 0;
 }

@@ -29,6 +29,7 @@ typedef struct fg_procpool_opts {
     void (*done)(fg_job *job, void *arg);   /* main thread */
     void *done_arg;
     const char *exe_path;       /* this program, for re-execution */
+    const char *logging_conf;   /* loaded by each worker process too (may be NULL) */
 } fg_procpool_opts;
 
 /* Checks that the plugins load (in this process) before starting workers: NULL with *err if not. */
