@@ -410,7 +410,14 @@ static int core_reinject(lua_State *L)
         req.prefix_len = 0;
     lua_getfield(L, 1, "message");
     if (!lua_isnil(L, -1)) {
-        fg_msg *msg = fuglu_core_check_message(L, -1);
+        if (lua_type(L, -1) != LUA_TUSERDATA || !lua_getmetatable(L, -1))
+            return luaL_error(L, "reinject: field 'message' must be a message object");
+        luaL_getmetatable(L, FUGLU_MESSAGE_METATABLE);
+        bool is_message = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (!is_message)
+            return luaL_error(L, "reinject: field 'message' must be a message object");
+        fg_msg *msg = fuglu_core_check_message(L, lua_gettop(L));
         req.body = fg_msg_data(msg);
         req.body_len = fg_msg_len(msg);
         lua_pop(L, 1);

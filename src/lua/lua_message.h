@@ -61,9 +61,6 @@ void fuglu_mime_push_payload(lua_State *L, fuglu_mime *mime, lua_Integer index, 
 
 /* ---- helpers ---- */
 
-/* A GMime parser options object for decoding (fallback charsets UTF-8, ISO-8859-1); read-only. */
-struct _GMimeParserOptions *fuglu_mime_parser_options(void);
-
 /* Converts in[0..len) from charset (NULL: unknown) to UTF-8. Unknown charsets and US-ASCII: kept if
  * valid UTF-8, else read as ISO-8859-1. Invalid input bytes become U+FFFD. Result g_malloc'd,
  * NUL-terminated, *out_len without the NUL. */

@@ -66,12 +66,6 @@ void fuglu_mime_init(void)
     pthread_once(&mime_once, mime_init_once);
 }
 
-GMimeParserOptions *fuglu_mime_parser_options(void)
-{
-    fuglu_mime_init();
-    return mime_options;
-}
-
 /* ---- UTF-8 ---- */
 
 /* Length of the valid UTF-8 character at s (1..4), or 0 if the bytes there are none. */
