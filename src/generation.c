@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct fg_generation {
     int number;
@@ -68,20 +69,42 @@ static void checksum_dir(GChecksum *sum, const char *dir, const char *suffix)
     free(names);
 }
 
-char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, const char *luadir)
+/* Adds a file's content if path names a readable regular file of reasonable size (rule files,
+ * script files, templates named by plugin options). */
+static void checksum_file_if_any(GChecksum *sum, const char *path)
 {
-    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    struct stat st;
+    if (!path || !*path || strlen(path) > 4096 || stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > 16 * 1024 * 1024)
+        return;
     gchar *content = NULL;
     gsize len = 0;
-    if (g_file_get_contents(config_path, &content, &len, NULL)) {
+    if (g_file_get_contents(path, &content, &len, NULL)) {
+        g_checksum_update(sum, (const guchar *)path, (gssize)strlen(path) + 1);
         g_checksum_update(sum, (const guchar *)content, (gssize)len);
         g_free(content);
     }
-    char *dir = g_path_get_dirname(config_path);
-    char *confd = xasprintf("%s/conf.d", dir);
-    checksum_dir(sum, confd, ".conf");
-    free(confd);
-    g_free(dir);
+}
+
+char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, const char *luadir)
+{
+    (void)config_path;
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    /* The parsed configuration, not the bytes of the files: a comment or blank line is no change.
+     * Every option value that names a file (rule files, scripts, templates) brings that file in. */
+    size_t ns = fg_config_section_count(cfg);
+    for (size_t i = 0; i < ns; i++) {
+        const char *section = fg_config_section_name(cfg, i);
+        g_checksum_update(sum, (const guchar *)section, (gssize)strlen(section) + 1);
+        size_t no = fg_config_option_count(cfg, i);
+        for (size_t j = 0; j < no; j++) {
+            const char *name = fg_config_option_name(cfg, i, j);
+            const char *value = fg_config_option_value(cfg, i, j);
+            g_checksum_update(sum, (const guchar *)name, (gssize)strlen(name) + 1);
+            g_checksum_update(sum, (const guchar *)value, (gssize)strlen(value) + 1);
+            checksum_file_if_any(sum, value);
+        }
+    }
     char *fw = xasprintf("%s/fuglu", luadir);
     char *plugins = xasprintf("%s/plugins", luadir);
     checksum_dir(sum, fw, ".lua");

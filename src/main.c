@@ -357,14 +357,34 @@ static void point_tools_at_current(daemon_state *d)
         fg_metrics_set_pool(d->metrics, fg_generation_thread_pool(d->gen));
 }
 
-/* Appends each line of text to report with a prefix, and logs it at level. */
+/* Whether a line of the lint transcript reports a problem (the rest is progress: "Loading
+ * plugins...", "Linting Plugin X", "OK", the totals). */
+static bool is_problem_line(const char *line)
+{
+    if (strncmp(line, "ERROR: ", 7) == 0)
+        return strstr(line, "At least one plugin failed to load") == NULL;
+    static const char *const progress[] = {"Loading plugins", "Plugin loading complete", "Linting ", "OK", "ERROR",
+                                           "!!!"};
+    for (size_t i = 0; i < sizeof progress / sizeof progress[0]; i++)
+        if (strncmp(line, progress[i], strlen(progress[i])) == 0)
+            return false;
+    static const char tail[] = "plugins reported errors.";
+    size_t len = strlen(line);
+    return !(len >= sizeof tail - 1 && strcmp(line + len - (sizeof tail - 1), tail) == 0);
+}
+
+/* Appends each problem line of text to report with a prefix ("ERROR: " once, not twice), and
+ * logs it at level. */
 static void report_lines(fg_buf *report, const char *prefix, const char *text, int level)
 {
     char *copy = xstrdup(text);
     char *save = NULL;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (!*fg_strtrim(line))
+        line = fg_strtrim(line);
+        if (!*line || !is_problem_line(line))
             continue;
+        if (strncmp(line, "ERROR: ", 7) == 0)
+            line += 7;
         fg_buf_printf(report, "%s%s\n", prefix, line);
         fg_log("fuglu.MainController", level, "reload: %s", line);
     }

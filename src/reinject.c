@@ -61,6 +61,7 @@ struct fg_reinject_cache {
     double last_used;       /* fg_monotonic() at the end of the last transaction */
     unsigned caps;          /* RJ_CAP_* from EHLO */
     unsigned xforward;      /* bit i set: reinject_xforward_names[i] advertised */
+    bool clean;             /* the last transaction ended with 2xx after DATA: no RSET needed */
     char rbuf[4096];        /* received, not yet parsed bytes */
     size_t rlen;
 };
@@ -576,7 +577,14 @@ static int reinject_transaction(reinject_session *s, bool reused)
     const fg_reinject_req *req = s->req;
     fg_reinject_cache *c = s->c;
     reinject_reply r = {0};
-    if (reused) {
+    /* After a delivered message the server is back in its initial state (RFC 5321 4.1.1.4): a
+     * stale connection then shows at MAIL and is retried like a failed RSET. */
+    bool was_clean = c->clean;
+    c->clean = false;
+    if (!reused) {
+        if (reinject_open(s) < 0)
+            return RJ_DONE;
+    } else if (!was_clean) {
         s->stage = "after RSET";
         if (reinject_command(s, "RSET", &r) < 0)
             return RJ_STALE;
@@ -585,8 +593,6 @@ static int reinject_transaction(reinject_session *s, bool reused)
             reinject_close(c);
             return RJ_STALE;
         }
-    } else if (reinject_open(s) < 0) {
-        return RJ_DONE;
     }
     bool failed;
     int outcome = reinject_xforward(s, reused, &failed);
@@ -676,6 +682,7 @@ static int reinject_transaction(reinject_session *s, bool reused)
         return RJ_DONE;
     }
     if (r.code / 100 == 2) {
+        c->clean = true;
         s->res->ok = true;
         s->res->code = r.code;
         s->res->temporary = false;

@@ -133,7 +133,8 @@ function pipeline.scan(suspect, chain, config, stats)
     trace.headers(suspect)
     local line = pipeline.log_line(suspect, config)
     if line then session_log:info("%s", line) end
-    suspect:debug(tostring(suspect))
+    -- str(suspect) renders every tag: only worth it when a debug trace is being written.
+    if suspect.tags.debug then suspect:debug(tostring(suspect)) end
     return decision, message, decider
 end
 

@@ -276,8 +276,15 @@ end
 local function yesno(b) return b and "yes" or "no" end
 
 -- The values Fuglu's logtemplate and str(suspect) use besides the template built-ins.
+-- The repr of the tags is costly and the default logtemplate does not use it: computed on demand.
+local lazy_log_values = {
+    tags = function(s) return repr.short_tags(s.tags) end,
+    fulltags = function(s) return repr.value(s.tags) end,
+}
+
 function Suspect:log_values()
-    return {
+    local suspect = self
+    return setmetatable({
         size = tostring(self.size),
         spam = yesno(self:is_spam()),
         highspam = yesno(self:is_highspam()),
@@ -285,9 +292,15 @@ function Suspect:log_values()
         virus = yesno(self:is_virus()),
         modified = yesno(self:is_modified()),
         decision = actions.actioncode_to_string(self:get_current_decision_code()),
-        tags = repr.short_tags(self.tags),
-        fulltags = repr.value(self.tags),
-    }
+    }, {
+        __index = function(t, key)
+            local make = lazy_log_values[key]
+            if not make then return nil end
+            local v = make(suspect)
+            rawset(t, key, v)
+            return v
+        end,
+    })
 end
 
 Suspect.__tostring = function(self)

@@ -52,26 +52,31 @@ local function lookup(name, suspect, values)
     return nil
 end
 
--- Splits a template into literal text and placeholders. Calls on_name(name) for each
--- placeholder and returns the rebuilt string.
-local function substitute(text, on_name)
-    local out = {}
-    local pos = 1
-    local len = #text
+-- Splits a template into an array of literal strings and {name = placeholder} tables. "$$" is a
+-- literal "$"; a "$" that starts no valid placeholder stays as written.
+local function tokenize(text)
+    local parts, literal = {}, {}
+    local function flush()
+        if #literal > 0 then
+            parts[#parts + 1] = table.concat(literal)
+            literal = {}
+        end
+    end
+    local pos, len = 1, #text
     while pos <= len do
         local dollar = text:find("$", pos, true)
         if dollar == nil then
-            out[#out + 1] = text:sub(pos)
+            literal[#literal + 1] = text:sub(pos)
             break
         end
-        out[#out + 1] = text:sub(pos, dollar - 1)
+        literal[#literal + 1] = text:sub(pos, dollar - 1)
         local rest = dollar + 1
-        local name, stop
         if text:sub(rest, rest) == "$" then
-            out[#out + 1] = "$"
+            literal[#literal + 1] = "$"
             pos = rest + 1
         else
-            name = text:match("^@?[A-Za-z][_A-Za-z0-9.:]*", rest)
+            local stop
+            local name = text:match("^@?[A-Za-z][_A-Za-z0-9.:]*", rest)
             if name then
                 stop = rest + #name
             else
@@ -79,27 +84,43 @@ local function substitute(text, on_name)
                 if name then stop = rest + #name + 2 end
             end
             if name then
-                out[#out + 1] = on_name(name)
+                flush()
+                parts[#parts + 1] = { name = name }
                 pos = stop
             else
-                out[#out + 1] = "$"   -- not a placeholder: keep as written
+                literal[#literal + 1] = "$"
                 pos = rest
             end
         end
     end
-    return table.concat(out)
+    flush()
+    return parts
+end
+
+-- Templates parsed once. The cache holds the few templates a config has (requeuetemplate,
+-- logtemplate, plugin templates); it is emptied if it ever grows past a bound, so templates built
+-- from message data cannot make it grow without limit.
+local compiled, compiled_count = {}, 0
+
+local function compile(text)
+    local parts = compiled[text]
+    if parts then return parts end
+    parts = tokenize(text)
+    if compiled_count >= 256 then compiled, compiled_count = {}, 0 end
+    compiled[text] = parts
+    compiled_count = compiled_count + 1
+    return parts
 end
 
 -- Every placeholder name used in a template (each once, in order).
 function template.names(text)
     local seen, names = {}, {}
-    substitute(text, function(name)
-        if not seen[name] then
-            seen[name] = true
-            names[#names + 1] = name
+    for _, part in ipairs(compile(text)) do
+        if type(part) == "table" and not seen[part.name] then
+            seen[part.name] = true
+            names[#names + 1] = part.name
         end
-        return ""
-    end)
+    end
     return names
 end
 
@@ -107,18 +128,28 @@ end
 -- receives the resolved name -> value map of this template and may edit it in place or return a
 -- new one (used for escaping, e.g. SQL).
 function template.apply(text, suspect, values, valuesfunction)
+    local parts = compile(text)
     local resolved = {}
-    for _, name in ipairs(template.names(text)) do
-        resolved[name] = lookup(name, suspect, values)
+    for i = 1, #parts do
+        local name = type(parts[i]) == "table" and parts[i].name
+        if name and resolved[name] == nil then
+            resolved[name] = lookup(name, suspect, values)
+        end
     end
     if valuesfunction then
         resolved = valuesfunction(resolved) or resolved
     end
-    return substitute(text, function(name)
-        local v = resolved[name]
-        if v == nil then return "" end
-        return tostring(v)
-    end)
+    local out = {}
+    for i = 1, #parts do
+        local part = parts[i]
+        if type(part) == "string" then
+            out[i] = part
+        else
+            local v = resolved[part.name]
+            out[i] = v == nil and "" or tostring(v)
+        end
+    end
+    return table.concat(out)
 end
 
 return template

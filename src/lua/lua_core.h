@@ -27,5 +27,9 @@ void fuglu_core_push_message(lua_State *L, fg_msg *m);
 /* The fg_msg of the message object at idx (a Lua argument error if it is none). The reference stays
  * owned by the object: take one with fg_msg_ref to keep the message beyond the object's life. */
 fg_msg *fuglu_core_check_message(lua_State *L, int idx);
+/* Drops the message object's reference to its bytes (and its parsed MIME tree) now rather than
+ * when the collector gets to it: a worker calls it when it is done with a job, so a 20 MB spool
+ * file is unmapped at once. Later use of the object raises an error. */
+void fuglu_core_release_message(lua_State *L, int idx);
 
 #endif

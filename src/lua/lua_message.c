@@ -122,6 +122,15 @@ static int message_gc(lua_State *L)
     return 0;
 }
 
+void fuglu_core_release_message(lua_State *L, int idx)
+{
+    if (luaL_testudata(L, idx, FUGLU_MESSAGE_METATABLE)) {
+        lua_pushcfunction(L, message_gc);
+        lua_pushvalue(L, idx > 0 || idx <= LUA_REGISTRYINDEX ? idx : idx - 1);
+        lua_call(L, 1, 0);
+    }
+}
+
 static int message_size(lua_State *L)
 {
     lua_pushnumber(L, (lua_Number)fg_msg_len(message_check(L, 1)->msg));

@@ -240,10 +240,14 @@ void fg_lua_worker_after(fg_lua_worker *w)
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
     if (lua_pcall(L, 2, 0, 1) != 0)
         fg_log("fuglu.SessionHandler", FG_ERROR, "error running appenders: %s", lua_tostring(L, -1));
+    /* The message is done with: unmap it now, not when a collection cycle happens to finish. */
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
+    lua_getfield(L, -1, "message");
+    fuglu_core_release_message(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = LUA_NOREF;
     lua_settop(L, 0);
-    /* The job table held the message: let the collector release it now rather than later. */
     lua_gc(L, LUA_GCSTEP, 0);
 }
 

@@ -558,7 +558,9 @@ static void test_connection_reuse(void **state)
     assert_int_equal(s->messages, 2);
     assert_int_equal(count_substr(s->log.data, "C: EHLO"), 1);
     assert_true(s->pipelined);
-    assert_int_equal(count_substr(s->log.data, "C: RSET\nC: MAIL"), 1);
+    /* After a delivered message the session is back at its start: no RSET round trip. */
+    assert_int_equal(count_substr(s->log.data, "C: RSET"), 0);
+    assert_int_equal(count_substr(s->log.data, "C: MAIL"), 2);
     assert_int_equal(count_substr(s->log.data, "C: QUIT"), 1);
     assert_string_equal(s->message.data, "Subject: t\r\n\r\nhello\r\nSubject: second\r\n\r\nx\r\n");
     srv_free(s);
