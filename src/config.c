@@ -680,6 +680,10 @@ const fg_config_default fg_core_defaults[] = {
       "Control server (fuglu_control): a port number (TCP on 127.0.0.1) or the path of a unix socket (mode 0600); empty disables it." },
     { "main", "metricsport", "",
       "If set, a port on 127.0.0.1 serving Prometheus metrics (/metrics) and a status page (/); empty disables it." },
+    { "main", "netconsole", "0",
+      "1 allows `fuglu_control netconsole` to start a token-protected Lua console (off by default)." },
+    { "main", "netconsole_allow_remote", "0",
+      "1 lets the netconsole bind to a non-loopback address (unauthenticated networks: keep 0)." },
     { "main", "logtemplate",
       "Suspect ${id} from=${from_address} to=${to_address} size=${size} spam=${spam} virus=${virus} "
       "modified=${modified} decision=${decision}",

@@ -471,6 +471,7 @@ static int reload(daemon_state *d, fg_buf *report)
         fg_buf_puts(report, "WARNING: some ports could not be opened, see above\n");
     free(specs);
     point_tools_at_current(d);
+    fg_console_set_generation(d->console, fg_generation_number(g)); /* debugging: mc.generation */
     fg_log("fuglu.MainController", FG_INFO,
            "reload: generation %d (%s backend) replaces generation %d (%s); %d queued messages moved to it",
            fg_generation_number(g), fg_generation_backend(g), fg_generation_number(old), fg_generation_backend(old),
