@@ -89,35 +89,6 @@ static void usage(FILE *out)
             FUGLU_SYSCONFDIR);
 }
 
-/* lua/ next to the source tree when run from build/, else the installed data dir. FUGLU_LUADIR wins. */
-static char *find_luadir(void)
-{
-    const char *env = getenv("FUGLU_LUADIR");
-    if (env && *env)
-        return xstrdup(env);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *dir = dirname(exe);
-        /* build/fuglu in a source tree, then PREFIX/bin/fuglu next to PREFIX/share/fuglu/lua */
-        static const char *const relative[] = {"%s/../lua", "%s/../share/fuglu/lua"};
-        for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
-            char *candidate = xasprintf(relative[i], dir);
-            char *probe = xasprintf("%s/fuglu/worker.lua", candidate);
-            int ok = access(probe, R_OK) == 0;
-            free(probe);
-            char real[PATH_MAX];
-            if (ok && realpath(candidate, real)) {
-                free(candidate);
-                return xstrdup(real);
-            }
-            free(candidate);
-        }
-    }
-    return xstrdup(FUGLU_DATADIR "/lua");
-}
-
 static long cfg_int(const fg_config *cfg, const char *sec, const char *opt, long def)
 {
     long v = def;
@@ -626,7 +597,7 @@ int main(int argc, char **argv)
         free(err);
         return 1;
     }
-    char *luadir = find_luadir();
+    char *luadir = fg_lua_find_luadir();
     fg_lua_env env = {.luadir = luadir};
 
     logging_conf = logging_conf_path(config_path);

@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 
 struct fg_lua_worker {
     lua_State *L;
@@ -337,4 +340,31 @@ int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **repor
     else
         fg_buf_free(&out);
     return errors;
+}
+
+char *fg_lua_find_luadir(void)
+{
+    const char *env = getenv("FUGLU_LUADIR");
+    if (env && *env)
+        return xstrdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *dir = dirname(exe);
+        static const char *const relative[] = {"%s/../lua", "%s/../share/fuglu/lua"};
+        for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+            char *candidate = xasprintf(relative[i], dir);
+            char *probe = xasprintf("%s/fuglu/worker.lua", candidate);
+            int ok = access(probe, R_OK) == 0;
+            free(probe);
+            char real[PATH_MAX];
+            if (ok && realpath(candidate, real)) {
+                free(candidate);
+                return xstrdup(real);
+            }
+            free(candidate);
+        }
+    }
+    return xstrdup(FUGLU_DATADIR "/lua");
 }

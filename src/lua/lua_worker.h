@@ -30,6 +30,11 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env);
  * may be NULL). Returns the number of errors. */
 int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **report);
 
+/* Where lua/ is: $FUGLU_LUADIR, else lua/ of the source tree when the program runs from build/,
+ * else PREFIX/share/fuglu/lua next to an installed PREFIX/bin program, else the compiled-in data
+ * directory. Caller frees. */
+char *fg_lua_find_luadir(void);
+
 /* A bare state with package.path set to env->luadir and fuglu_core preloaded. */
 struct lua_State *fg_lua_new_state(const fg_lua_env *env);
 /* Pushes {section = {option = value}} for cfg. */
