@@ -19,6 +19,7 @@
 
 #define SMTP_MAX_LINE 4096
 #define SMTP_MAX_ERRORS 20
+#define SMTP_MAX_PENDING_INPUT (256 * 1024)
 
 typedef enum { ST_COMMAND, ST_DATA, ST_WAIT } session_state;
 
@@ -540,6 +541,9 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     srv->sessions = s;
     srv->nsessions++;
     bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
+    /* A client that keeps sending while its message is being scanned is not read further than
+     * this: memory per session stays bounded whatever the client does. */
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_MAX_PENDING_INPUT);
     set_timeout(s, srv->o.smtp_timeout);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     fg_log("fuglu.smtp.incoming", FG_DEBUG, "incoming connection from %s on port %d", s->peer_addr, s->local_port);
