@@ -47,6 +47,7 @@ typedef struct session {
     char *data_error;
     fg_job *inflight;           /* submitted, waiting for the verdict */
     int discarding;             /* inside an over-long command line */
+    fg_buf out;                 /* replies not yet written (see flush_replies) */
     int errors;
     int closing;
     struct session *prev, *next;
@@ -85,15 +86,40 @@ void fg_server_set_submit(fg_server *srv, int (*submit)(fg_job *job, void *arg),
 
 /* ---- replies and session lifetime ---- */
 
+/* Replies are collected in s->out and written by flush_replies() once the input at hand has been
+ * handled: pipelined commands get their replies in one write, and a reply to a socket that can take
+ * it goes out with one send() instead of a write event armed and disarmed around it. */
 static void reply(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply(session *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-    evbuffer_add_vprintf(out, fmt, ap);
-    evbuffer_add(out, "\r\n", 2);
+    char line[1024];
+    int n = vsnprintf(line, sizeof line - 2, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 3)
+        n = (int)(sizeof line - 3);
+    fg_buf_append(&s->out, line, (size_t)n);
+    fg_buf_append(&s->out, "\r\n", 2);
+}
+
+static void flush_replies(session *s)
+{
+    if (s->out.len == 0)
+        return;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    size_t sent = 0;
+    if (evbuffer_get_length(out) == 0) {
+        ssize_t n = send(bufferevent_getfd(s->bev), s->out.data, s->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            sent = (size_t)n;
+        /* Errors other than a full socket show again when the bufferevent writes the rest. */
+    }
+    if (sent < s->out.len)
+        evbuffer_add(out, s->out.data + sent, s->out.len - sent);
+    fg_buf_clear(&s->out);
 }
 
 static void transaction_reset(session *s)
@@ -123,6 +149,7 @@ static void session_free(session *s)
     transaction_reset(s);
     smtp_xforward_clear(&s->xf);
     free(s->helo);
+    fg_buf_free(&s->out);
     if (s->bev)
         bufferevent_free(s->bev);
     free(s);
@@ -147,6 +174,7 @@ static void session_close(session *s)
 {
     if (s->closing)
         return;
+    flush_replies(s);
     s->closing = 1;
     bufferevent_disable(s->bev, EV_READ);
     bufferevent_setcb(s->bev, NULL, close_when_flushed_cb, closing_event_cb, s);
@@ -427,7 +455,16 @@ static int feed_data(session *s, struct evbuffer *in)
 
 /* ---- input loop ---- */
 
+static void session_process_input(session *s);
+
 static void session_process(session *s)
+{
+    session_process_input(s);
+    if (!s->closing)
+        flush_replies(s);
+}
+
+static void session_process_input(session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     while (!s->closing) {
@@ -548,6 +585,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     fg_log("fuglu.smtp.incoming", FG_DEBUG, "incoming connection from %s on port %d", s->peer_addr, s->local_port);
     reply(s, "220 %s fuglu scanner ready", srv->hostname);
+    flush_replies(s);
 }
 
 int fg_server_listen(fg_server *srv, const fg_portspec *spec, char **err)
