@@ -181,3 +181,71 @@ describe("templates (TemplateTestcase)", function()
         assert.equals("The quick brown  jumps over the . Uh elephant", text)
     end)
 end)
+
+describe("htmlstrip in C (fuglu_regex.html_strip) and the Lua reference", function()
+    local regex = require "fuglu.regex"
+
+    it("the C version is in use", function()
+        assert.equals("function", type(regex.fs.html_strip))
+        assert.equals("foobarbaz", regex.fs.html_strip([[foo<a href="bar">bar</a><script>x</script>baz]]))
+    end)
+
+    it("gives the Lua version's result on the fixtures' text parts", function()
+        local parts = 0
+        for _, name in ipairs({ "rules/helloworld.eml", "rules/multipart-html.eml", "mime_alternative.eml",
+            "mime_latin1_qp.eml", "mime_mixed.eml", "mime_rfc822.eml", "mime_simple.eml", "mime_broken.eml",
+            "mime_encoded_names.eml", "hello.eml" }) do
+            local s = util.suspect(util.fixture(name))
+            for _, text in ipairs(fields.text_parts(s)) do
+                assert.equals(htmlstrip.strip_lua(text), htmlstrip.strip(text), name)
+                parts = parts + 1
+            end
+        end
+        assert.is_true(parts >= 10)
+    end)
+
+    it("gives the Lua version's result on generated HTML", function()
+        local tokens = { "<", ">", "/", "!", "?", "-", "--", "<!--", "-->", "<script>", "</script>", "<SCRIPT ",
+            "</script >", "<style/>", "</STYLE>", "<Style\t", "<scripts>", "<![CDATA[", "]]>", "&", "#", "x", "X",
+            ";", "&amp;", "&AMP;", "&nbsp;", "&#160;", "&#xa0;", "&#x", "&#", "&shy;", "&Auml;", "&AUML;",
+            "&foo;", "&lt;", "&#x23;", "&#65;", "&#x41", "&#0;", "&#55296;", "&#x110000;", "&#1114111;",
+            "99999999999999999999", "ffffffffffffffffffff", "a", "B", "1", "f", " ", "\t", "\r", "\n", "\r\n",
+            "\194\160", "\194", "\160", "<b>", "</b>", "<a href='x'>", "<p", "</", "<?xml?>", "<!DOCTYPE html>",
+            "\226\130\172", "\255" }
+        local seed = 4242
+        local function rand(n)
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            return seed % n + 1
+        end
+        local changed = 0
+        for _ = 1, 3000 do
+            local parts = {}
+            for j = 1, rand(40) do parts[j] = tokens[rand(#tokens)] end
+            local text = table.concat(parts)
+            local want = htmlstrip.strip_lua(text)
+            assert.equals(want, htmlstrip.strip(text), string.format("%q", text))
+            if want ~= text then changed = changed + 1 end
+        end
+        assert.is_true(changed > 2000)
+    end)
+
+    it("other element lists use the Lua version", function()
+        assert.equals("a  c", htmlstrip.strip("a <b>x</b> c", { "b" }))
+    end)
+end)
+
+describe("field values are computed once per message", function()
+    it("shares body, header and mime: values until the source changes, never tags", function()
+        local s = hello()
+        for _, name in ipairs({ "body", "body:raw", "Subject", "MI*ion", "mime:Content-Type", "header:decoded:Subject" }) do
+            assert.equals(fields.get(s, name), fields.get(s, name), name)
+        end
+        local before = fields.get(s, "Subject")
+        s:set_source("Subject: changed\r\n\r\nnew body\r\n")
+        assert.same({ "changed" }, fields.get(s, "Subject"))
+        assert.equals("new body", (fields.get(s, "body:raw")[1]:gsub("%s+$", "")))
+        assert.same({ "Hello world!" }, before)
+        s.tags.testtag = "other"
+        assert.same({ "other" }, fields.get(s, "@testtag"))
+    end)
+end)

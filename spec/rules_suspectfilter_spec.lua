@@ -252,3 +252,182 @@ describe("reload on change", function()
         assert.same({ "one" }, args)
     end)
 end)
+
+describe("required literals (the prefilter's reading of a regex)", function()
+    local lits = suspectfilter.required_literals
+
+    it("takes the rarest needed run of plain characters, lower-cased", function()
+        assert.same({ "badword12" }, lits("\\bbadword12\\b", "is"))
+        assert.same({ "spamword3" }, lits("spamword3\\s+(?:offer|deal)3", "i"))
+        assert.same({ "viagra6@" }, lits("^viagra6@", "is"))
+        assert.same({ "@diet4." }, lits("@diet4\\.(biz|info|top)>?$", "i"))
+        assert.same({ "crypto16" }, lits("filename=\"?crypto16[^\"]*\\.exe", "i"))
+        assert.same({ "203.0.10.70" }, lits("^203\\.0\\.10\\.70$", "is"))
+        assert.same({ "world" }, lits("Hello.WORLD", "is"))
+        assert.same({ "xyzw" }, lits("[]abcdefg]xyzw", ""))
+    end)
+
+    it("gives one literal per top-level alternative", function()
+        assert.same({ "viagra", "cialis" }, lits("viagra|cialis", "i"))
+        assert.same({ "viagra", "cialis" }, lits("(?:x|y)viagra|cialis(z|w)", "i"))
+    end)
+
+    it("drops characters a quantifier makes optional and ends runs at repeats", function()
+        assert.same({ "abcd" }, lits("abcde?", ""))
+        assert.same({ "abcd" }, lits("abcde*f", ""))
+        assert.same({ "abcd" }, lits("abcde{0,3}", ""))
+        assert.same({ "abcde" }, lits("abcde+f", ""))
+        assert.same({ "abcde" }, lits("abcde{2}x", ""))
+        assert.same({ "abcd" }, lits("abcde??", ""))
+    end)
+
+    it("gives none when a match needs no fixed text or the syntax is not followed", function()
+        assert.is_nil(lits("(a+)+$", "is"))
+        assert.is_nil(lits("viagra|ab", "i"))          -- one alternative without a literal
+        assert.is_nil(lits("abcd|", "i"))               -- an empty alternative
+        assert.is_nil(lits("abc?d", ""))                -- runs shorter than 4
+        assert.is_nil(lits("ab\\x41cdef", ""))          -- escapes with letters other than classes
+        assert.is_nil(lits("\\Qabcdef\\E", ""))
+        assert.is_nil(lits("abc def", "x"))             -- extended syntax
+        assert.is_nil(lits("(?x)abc def", ""))
+        assert.is_nil(lits("(*UCP)abcdef", ""))
+        assert.is_nil(lits("abcdef{x}", ""))            -- "{" that is not a quantifier
+        assert.is_nil(lits("abcdef)", ""))
+        assert.is_nil(lits("(abcdef", ""))
+        assert.is_nil(lits("\\d+\\s*[a-z]{5}", "i"))
+    end)
+end)
+
+describe("the literal set (C)", function()
+    local regex = require "fuglu.regex"
+
+    local function scan(set, subject)
+        local out = {}
+        local k = set:scan(subject, out)
+        local ids = {}
+        for i = 1, k do ids[i] = out[i] end
+        table.sort(ids)
+        return ids
+    end
+
+    it("reports each id whose literal occurs once, ignoring ASCII case", function()
+        local set = regex.fs.literal_set({ "viagra", "cialis", "casino", "prize1" }, { 1, 1, 2, 3 }, 3)
+        assert.same({}, scan(set, "a quarterly report"))
+        assert.same({ 1 }, scan(set, "Buy VIAGRA and Cialis and viagra"))
+        assert.same({ 1, 2, 3 }, scan(set, "cAsInO prize1 viagra"))
+        assert.same({}, scan(set, "prize"))
+        assert.same({ 3 }, scan(set, "prize1"))
+        assert.same({}, scan(set, ""))
+    end)
+
+    it("treats U+212A KELVIN SIGN as k and U+017F LONG S as s (PCRE2 caseless UTF)", function()
+        local set = regex.fs.literal_set({ "kelvin", "spam" }, { 1, 2 }, 2)
+        assert.same({ 1, 2 }, scan(set, "\226\132\170elvin \197\191pam"))
+        assert.same({ 1 }, scan(set, "caf\195\169 \226\132\170ELVIN"))
+    end)
+
+    it("finds a literal at every offset, with every stride (shortest literal - 3, at most 8)", function()
+        local checked = 0
+        for _, lit in ipairs({ "abcd", "pr1ze", "jackpot9", "inheritance", "x-mailer-version-12" }) do
+            local set = regex.fs.literal_set({ lit, "zzzz" .. lit:sub(2) }, { 1, 2 }, 2)
+            local miss = lit:sub(1, -2) .. "#"
+            for offset = 0, 19 do
+                for tail = 0, 9 do
+                    local pad, after = string.rep("-", offset), string.rep(".", tail)
+                    assert.same({ 1 }, scan(set, pad .. lit:upper() .. after), lit .. " at " .. offset)
+                    assert.same({}, scan(set, pad .. miss .. after))
+                    checked = checked + 1
+                end
+            end
+        end
+        assert.equals(1000, checked)
+    end)
+
+    it("refuses literals shorter than 4 bytes", function()
+        assert.has_error(function() regex.fs.literal_set({ "abc" }, { 1 }, 1) end)
+    end)
+end)
+
+describe("the literal prefilter gives the results of checking every rule", function()
+    local function suspect_with(subject, body)
+        local source = "From: a@example.org\r\nTo: b@example.net\r\nSubject: " .. subject ..
+            "\r\nX-Multi: one Kelvin\r\nX-Multi: two viagra\r\nContent-Type: text/plain\r\n\r\n" .. body .. "\r\n"
+        return util.suspect(source)
+    end
+
+    it("rule by rule, for caseless UTF equivalents too", function()
+        local sf = suspectfilter.from_string(table.concat({
+            "subject /kelvin/i kelvin",
+            "subject /SPAM/i spam",
+            "subject /Kelvin/ sensitive",
+            "body viagra|cialis alt",
+        }, "\n"))
+        assert.truthy(sf.rules[1].group.litset)
+        local s = suspect_with("\226\132\170elvin \197\191pam", "buy CIALIS now")
+        assert.same({ "kelvin", "spam", "alt" }, sf:get_args(s))
+    end)
+
+    it("every value and the file order, with rules on several fields interleaved", function()
+        local sf = suspectfilter.from_string(table.concat({
+            "X-Multi /kelvin/i multi-k",
+            "subject hello first",
+            "X-Multi viagra multi-v",
+            "X-Multi ^(one|two) both",
+            "body hello body",
+        }, "\n"))
+        local s = suspect_with("hello there", "hello body")
+        assert.same({ "multi-k", "first", "multi-v", "both", "both", "body" }, sf:get_args(s))
+        local ok, arg = sf:matches(s)
+        assert.is_true(ok)
+        assert.equals("multi-k", arg)
+    end)
+
+    it("on generated rules and subjects (same as the trace path, which tries every rule)", function()
+        local pieces = { "kelvin", "spam", "wordy", "abcd", "abcd", "bcde", "bcde", "wxyz", "wxyz", "wxyz", "ABCD", "\\s+", "\\d", "x?", "(?:ab|cd)", "[a-c]+", ".", ".*",
+            "\\bword", "k", "ss", "e{0,2}", "e+", "\\.", "^", "$", "(?=abcd)", "(q)\\1", "(?P<n>z)" }
+        local alphabet = { "abcd", "bcde", "wxyz", "ab", "cd", " ", "1", "x", "word", "\226\132\170", "\197\191",
+            "SS", "e", ".", "q", "qq", "z", "ABCDE", "k", "\255", "kelvin", "SPAM", "\226\132\170ELVIN", "\197\191pam", "wordy" }
+        local seed = 12345
+        local function rand(n)
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            return seed % n + 1
+        end
+        local checked, hits, prefiltered = 0, 0, 0
+        for _ = 1, 40 do
+            local lines = {}
+            for r = 1, 25 do
+                local parts = {}
+                for p = 1, rand(4) do parts[p] = pieces[rand(#pieces)] end
+                if rand(4) == 1 then parts[#parts + 1] = "|" .. pieces[rand(#pieces)] .. pieces[rand(#pieces)] end
+                local field = rand(2) == 1 and "subject" or "body"
+                local pattern = table.concat(parts)
+                if rand(2) == 1 then
+                    lines[#lines + 1] = string.format("%s %s r%d", field, pattern, r)
+                else
+                    lines[#lines + 1] = string.format("%s /%s/%s r%d", field, pattern, rand(2) == 1 and "i" or "", r)
+                end
+            end
+            local capture = util.capture_logs()
+            local fast = suspectfilter.from_string(table.concat(lines, "\n"))
+            local slow = suspectfilter.from_string(table.concat(lines, "\n"))
+            capture.restore()
+            slow.trace = function() end
+            for _, rule in ipairs(fast.rules) do
+                if rule.literals then prefiltered = prefiltered + 1 end
+            end
+            for _ = 1, 5 do
+                local subject, body = {}, {}
+                for i = 1, rand(8) do subject[i] = alphabet[rand(#alphabet)] end
+                for i = 1, rand(30) do body[i] = alphabet[rand(#alphabet)] end
+                local s = suspect_with(table.concat(subject), table.concat(body))
+                local want = slow:get_args(s)
+                assert.same(want, fast:get_args(s), table.concat(lines, "\n"))
+                checked = checked + 1
+                hits = hits + #want
+            end
+        end
+        assert.equals(200, checked)
+        assert.is_true(hits > 100, "only " .. hits .. " matches")     -- the comparison means something
+        assert.is_true(prefiltered > 100, "only " .. prefiltered .. " rules with a literal")
+    end)
+end)

@@ -16,7 +16,8 @@
 --   header:decoded:Name             the same, RFC 2047-decoded to UTF-8 (an extension to Fuglu)
 --   anything else                   the message header of that name; "*" is a wildcard
 --                                   (matched from the start of the header name, case-insensitive)
--- The header and MIME lookups use the current source (a plugin's set_source included).
+-- The header and MIME lookups use the current source (a plugin's set_source included). Body, header
+-- and mime: values are cached per message object (shared arrays: do not modify them).
 
 local core = require "fuglu_core"
 local htmlstrip = require "fuglu.htmlstrip"
@@ -143,12 +144,8 @@ function fields.is_builtin(name)
     return builtin[name:lower()] ~= nil
 end
 
--- The values of field `name` for the suspect, an array of strings (maybe empty).
-function fields.get(suspect, name)
-    local f = builtin[name:lower()]
-    if f then return f(suspect) end
-    local first = name:sub(1, 1)
-    if first == "@" then return tag_values(suspect, name:sub(2)) end
+-- The values of a header or mime: field, from the message (no cache).
+local function message_field(suspect, name)
     local prefix, rest = name:match("^([%a]+):(.+)$")
     if prefix then
         prefix = prefix:lower()
@@ -164,6 +161,28 @@ function fields.get(suspect, name)
         end
     end
     return fields.header(suspect, name)
+end
+
+-- The values of field `name` for the suspect, an array of strings (maybe empty). The body,
+-- header and mime: fields depend only on the message object (which does not change; set_source
+-- makes a new one), so they are computed once per message and shared by every rule file and
+-- plugin: the caller must not modify the array.
+function fields.get(suspect, name)
+    local f = builtin[name:lower()]
+    if f then return f(suspect) end
+    if name:sub(1, 1) == "@" then return tag_values(suspect, name:sub(2)) end
+    local cache = body_cache(suspect)
+    local by_name = cache.fields
+    if by_name == nil then
+        by_name = {}
+        cache.fields = by_name
+    end
+    local values = by_name[name]
+    if values == nil then
+        values = message_field(suspect, name)
+        by_name[name] = values
+    end
+    return values
 end
 
 return fields

@@ -6,6 +6,10 @@
 -- <style> elements with their content, declarations (<!DOCTYPE>) and processing instructions go;
 -- every other tag is removed and its text kept. Entities are decoded and the non-breaking space
 -- (&nbsp; &#160; &#xa0; and U+00A0) becomes a plain space. A "<" that does not start a tag stays.
+--
+-- strip() with the default elements runs in C (fuglu_regex.html_strip, src/lua/lua_htmlstrip.c:
+-- the same passes, byte for byte the same result, ~50x faster); strip_lua() is the reference
+-- implementation, also used for other element lists and when the C module is not there.
 
 local htmlstrip = {}
 
@@ -67,7 +71,7 @@ local function remove_elements(text, names)
 end
 
 -- Tags to drop entirely: the element names given, or script and style.
-function htmlstrip.strip(text, remove_tags)
+function htmlstrip.strip_lua(text, remove_tags)
     text = tostring(text or "")
     if text:find("\n", 1, true) then text = text:gsub("\r?\n", " ") end
     if text:find("\r", 1, true) then text = text:gsub("\r", " ") end
@@ -86,6 +90,18 @@ function htmlstrip.strip(text, remove_tags)
     text = htmlstrip.decode_entities(text)
     if text:find("\194\160", 1, true) then text = text:gsub("\194\160", " ") end
     return text
+end
+
+local c_strip
+do
+    local ok, regex = pcall(require, "fuglu.regex")
+    if ok and type(regex.fs) == "table" then c_strip = regex.fs.html_strip end
+end
+
+-- The text without HTML; remove_tags (default {"script", "style"}): elements dropped with content.
+function htmlstrip.strip(text, remove_tags)
+    if remove_tags == nil and c_strip ~= nil then return c_strip(tostring(text or "")) end
+    return htmlstrip.strip_lua(text, remove_tags)
 end
 
 return htmlstrip

@@ -18,9 +18,15 @@
 -- of the suspect (a true or string result is a match: the string is the matched value and a
 -- second result the argument), {field=, regex=, flags=, args=} tables, or {match=fn, args=}.
 --
--- Rules of a field are matched in one pass: the combinable regexes (no back references, named
--- groups or verbs) of one field form one PCRE2 alternation; only values it matches are checked
--- rule by rule. A match that hits the PCRE2 limits counts as no match and is logged.
+-- Rules of a field are matched in one pass: from each rule's regex the literal text every match
+-- needs is extracted (required_literals; per top-level alternative), and one scan of a value
+-- (fuglu_regex.literal_set, C) tells which rules' literals occur; only those rules and the rules
+-- without a literal run their regex. The combinable regexes (no back references, named groups or
+-- verbs) of one field also form PCRE2 alternations: the rules without a literal are prefiltered by
+-- theirs, and when many literals occur the group's alternation of all rules decides first. The
+-- results are those of checking every rule (first match in file order, every value). A match that
+-- hits the PCRE2 limits counts as no match and is logged. With a trace function every rule is
+-- tried on every value.
 --
 -- The file is checked for changes at most every `check_interval` seconds (default 5) and then
 -- reloaded whole. A file that disappears or a Lua rule file that fails to load keeps the last
@@ -118,7 +124,201 @@ local function wrap(rule)
     return "(?" .. rule.flags .. ":" .. rule.pattern .. ")"
 end
 
--- Groups the regex rules by field and builds each group's combined prefilter.
+------------------------------------------------------------------------------------------------
+-- Required literals (the prefilter)
+------------------------------------------------------------------------------------------------
+
+-- Shortest literal the C prefilter takes (src/lua/lua_litset.c).
+local MIN_LITERAL = 4
+
+-- Escapes that match something other than one fixed ASCII character (classes, assertions,
+-- control characters): they end a literal run. Any other escaped letter or digit (\x, \p, \1,
+-- \Q, \N{...} ...) makes the pattern too hard to read: no literal then.
+local NONLITERAL_ESCAPE = {}
+for c in ("dDwWsShHvVRXNbBAzZGKtnrfea"):gmatch(".") do NONLITERAL_ESCAPE[c] = true end
+
+-- The index after the character class starting at pattern[i] ("["), or nil.
+local function skip_class(pattern, i)
+    local n = #pattern
+    local j = i + 1
+    if pattern:sub(j, j) == "^" then j = j + 1 end
+    if pattern:sub(j, j) == "]" then j = j + 1 end
+    while j <= n do
+        local c = pattern:sub(j, j)
+        if c == "\\" then
+            j = j + 2
+        elseif c == "[" and pattern:sub(j + 1, j + 1):match("[:.=]") then
+            local close = pattern:find(pattern:sub(j + 1, j + 1) .. "]", j + 2, true)
+            if close == nil then return nil end
+            j = close + 2
+        elseif c == "]" then
+            return j + 1
+        else
+            j = j + 1
+        end
+    end
+    return nil
+end
+
+-- The index after the group starting at pattern[i] ("("), or nil.
+local function skip_group(pattern, i)
+    local n, depth, j = #pattern, 0, i
+    while j <= n do
+        local c = pattern:sub(j, j)
+        if c == "\\" then
+            j = j + 2
+        elseif c == "[" then
+            j = skip_class(pattern, j)
+            if j == nil then return nil end
+        else
+            if c == "(" then
+                depth = depth + 1
+            elseif c == ")" then
+                depth = depth - 1
+                if depth == 0 then return j + 1 end
+            end
+            j = j + 1
+        end
+    end
+    return nil
+end
+
+-- How rare a run is likely to be in mail text: common letters count 1, other letters 2, other
+-- characters 3, digits 5 ("crypto16" and "diet75" are better filters than "filename=").
+local function literal_score(text)
+    local lower = text:lower()
+    local common = select(2, lower:gsub("[etaoinshrdlu ]", ""))
+    local letters = select(2, lower:gsub("%a", ""))
+    local digits = select(2, lower:gsub("%d", ""))
+    return common + 2 * (letters - common) + 5 * digits + 3 * (#text - letters - digits)
+end
+
+-- The literals (lower case, ASCII, at least MIN_LITERAL bytes) of which every match of the
+-- pattern contains at least one: one per top-level alternative, the run of plain characters the
+-- alternative needs that is likely rarest (literal_score). nil when some alternative has none or the pattern uses
+-- syntax this reader does not follow (then the rule is always checked by its regex). Groups,
+-- classes, escapes, anchors and optional characters end a run; the result errs towards shorter
+-- runs, never towards text a match does not need.
+function suspectfilter.required_literals(pattern, flags)
+    if (flags or ""):find("[xX]") or pattern:find("\\Q", 1, true) or pattern:find("(*", 1, true)
+        or pattern:find("(?#", 1, true) or pattern:find("%(%?[%a%-%^]*x") then
+        return nil
+    end
+    local literals = {}
+    local best, best_score, run, last_in_run = nil, 0, {}, false
+    local function finish()
+        if #run >= MIN_LITERAL then
+            local text = table.concat(run)
+            local score = literal_score(text)
+            if score > best_score then best, best_score = text, score end
+        end
+        run, last_in_run = {}, false
+    end
+    local function end_branch()
+        finish()
+        if best == nil then return false end
+        literals[#literals + 1] = best:lower()
+        best, best_score = nil, 0
+        return true
+    end
+    local i, n = 1, #pattern
+    while i <= n do
+        local c = pattern:sub(i, i)
+        local b = c:byte()
+        if c == "\\" then
+            local d = pattern:sub(i + 1, i + 1)
+            if d == "" then return nil end
+            if d:match("%w") then
+                if not NONLITERAL_ESCAPE[d] then return nil end
+                finish()
+            elseif d:byte() >= 128 then
+                finish()
+            else
+                run[#run + 1] = d
+                last_in_run = true
+            end
+            i = i + 2
+        elseif c == "[" then
+            finish()
+            i = skip_class(pattern, i)
+            if i == nil then return nil end
+        elseif c == "(" then
+            finish()
+            i = skip_group(pattern, i)
+            if i == nil then return nil end
+        elseif c == ")" then
+            return nil
+        elseif c == "|" then
+            if not end_branch() then return nil end
+            i = i + 1
+        elseif c == "?" or c == "*" or c == "+" or c == "{" then
+            local min, after = 1, i + 1
+            if c == "{" then
+                local lo, comma, hi, e = pattern:match("^{(%d*)(,?)(%d*)}()", i)
+                if e == nil or (lo == "" and (comma == "" or hi == "")) then return nil end
+                min, after = tonumber(lo) or 0, e
+            elseif c ~= "+" then
+                min = 0
+            end
+            if min == 0 and last_in_run then run[#run] = nil end
+            finish()
+            local suffix = pattern:sub(after, after)
+            if suffix == "?" or suffix == "+" then after = after + 1 end
+            i = after
+        elseif c == "." or c == "^" or c == "$" or b >= 128 then
+            finish()
+            i = i + 1
+        else
+            run[#run + 1] = c
+            last_in_run = true
+            i = i + 1
+        end
+    end
+    if not end_branch() then return nil end
+    return literals
+end
+
+-- Compiles the alternation of rules' patterns; nil if it does not compile.
+local function combine(rules)
+    local parts = {}
+    for i, rule in ipairs(rules) do parts[i] = wrap(rule) end
+    return regex.compile(regex.translate(table.concat(parts, "|")), "")
+end
+
+-- The literal prefilter of a group: g.lit_rules (rules with required literals; their index is the
+-- id the literal set reports), g.litset, and the rules without literals, g.nolit_combined_rules
+-- (prefiltered by g.nolit_combined when there are several) and g.nolit_single_rules.
+local function build_prefilter(g)
+    local lits, ids = {}, {}
+    g.lit_rules, g.nolit_combined_rules, g.nolit_single_rules = {}, {}, {}
+    local rules = {}
+    for _, rule in ipairs(g.combined_rules) do rule.combinable = true; rules[#rules + 1] = rule end
+    for _, rule in ipairs(g.single_rules) do rule.combinable = false; rules[#rules + 1] = rule end
+    for _, rule in ipairs(rules) do
+        local literals = regex.fs.literal_set and suspectfilter.required_literals(rule.pattern, rule.flags)
+        rule.literals = literals
+        if literals then
+            g.lit_rules[#g.lit_rules + 1] = rule
+            for _, lit in ipairs(literals) do
+                lits[#lits + 1] = lit
+                ids[#ids + 1] = #g.lit_rules
+            end
+        elseif rule.combinable then
+            g.nolit_combined_rules[#g.nolit_combined_rules + 1] = rule
+        else
+            g.nolit_single_rules[#g.nolit_single_rules + 1] = rule
+        end
+    end
+    if #g.lit_rules > 0 then g.litset = regex.fs.literal_set(lits, ids, #g.lit_rules) end
+    if #g.nolit_combined_rules > 1 then g.nolit_combined = combine(g.nolit_combined_rules) end
+    if g.nolit_combined == nil then
+        for _, rule in ipairs(g.nolit_combined_rules) do g.nolit_single_rules[#g.nolit_single_rules + 1] = rule end
+        g.nolit_combined_rules = {}
+    end
+    g.found = {}
+end
+
+-- Groups the regex rules by field and builds each group's combined regex and literal prefilter.
 local function build_groups(rules)
     local groups, by_field = {}, {}
     for _, rule in ipairs(rules) do
@@ -138,16 +338,13 @@ local function build_groups(rules)
         end
     end
     for _, g in ipairs(groups) do
-        if #g.combined_rules > 1 then
-            local parts = {}
-            for i, rule in ipairs(g.combined_rules) do parts[i] = wrap(rule) end
-            g.combined = regex.compile(regex.translate(table.concat(parts, "|")), "")
-        end
+        if #g.combined_rules > 1 then g.combined = combine(g.combined_rules) end
         if g.combined == nil then
             -- one rule, or the alternation did not compile: check each rule by itself
             for _, rule in ipairs(g.combined_rules) do g.single_rules[#g.single_rules + 1] = rule end
             g.combined_rules = {}
         end
+        build_prefilter(g)
     end
     return groups
 end
@@ -356,32 +553,74 @@ local function field_values(cache, suspect, field)
     return v
 end
 
--- For one group: rule -> array of the values it matches.
+local function add_hit(hits, rule, value)
+    local list = hits[rule]
+    if list == nil then
+        hits[rule] = { value }
+    else
+        list[#list + 1] = value
+    end
+end
+
+-- Checks every rule on the value, the combined regex first (trace: every rule and value tried).
+local function value_hits_all(self, group, value, suspect, hits)
+    local check_combined = #group.combined_rules > 0
+    if check_combined and not self.trace then
+        check_combined = group.combined:search(value) ~= false
+    end
+    if check_combined then
+        for _, rule in ipairs(group.combined_rules) do
+            if rule_matches(self, rule, value, suspect) then add_hit(hits, rule, value) end
+        end
+    end
+    for _, rule in ipairs(group.single_rules) do
+        if rule_matches(self, rule, value, suspect) then add_hit(hits, rule, value) end
+    end
+end
+
+-- With at least this many rules whose literal occurs, the group's combined regex decides first
+-- whether any of the combinable ones can match at all.
+local GATE_CANDIDATES = 3
+
+-- Checks only the rules that can match: those without a literal (their own combined regex first)
+-- and those whose literal occurs in the value. A rule whose required literal is missing cannot
+-- match, so the hits are those of value_hits_all.
+local function value_hits(self, group, value, suspect, hits)
+    local nolit = group.nolit_combined_rules
+    if #nolit > 0 and group.nolit_combined:search(value) ~= false then
+        for _, rule in ipairs(nolit) do
+            if rule_matches(self, rule, value, suspect) then add_hit(hits, rule, value) end
+        end
+    end
+    for _, rule in ipairs(group.nolit_single_rules) do
+        if rule_matches(self, rule, value, suspect) then add_hit(hits, rule, value) end
+    end
+    local litset = group.litset
+    if litset == nil then return end
+    local found = group.found
+    local k = litset:scan(value, found)
+    if k == 0 then return end
+    local gate = true
+    if k >= GATE_CANDIDATES and group.combined then gate = group.combined:search(value) ~= false end
+    local lit_rules = group.lit_rules
+    for i = 1, k do
+        local rule = lit_rules[found[i]]
+        if (gate or not rule.combinable) and rule_matches(self, rule, value, suspect) then
+            add_hit(hits, rule, value)
+        end
+    end
+end
+
+-- For one group: rule -> array of the values it matches (in value order).
 local function group_hits(self, group, suspect, cache)
     local hits = {}
     local values = field_values(cache, suspect, group.field)
-    local function add(rule, value)
-        local list = hits[rule]
-        if list == nil then
-            list = {}
-            hits[rule] = list
-        end
-        list[#list + 1] = value
-    end
     for _, value in ipairs(values) do
         value = tostring(value)
-        local check_combined = #group.combined_rules > 0
-        if check_combined and not self.trace then
-            local s = group.combined:search(value)
-            check_combined = s ~= false
-        end
-        if check_combined then
-            for _, rule in ipairs(group.combined_rules) do
-                if rule_matches(self, rule, value, suspect) then add(rule, value) end
-            end
-        end
-        for _, rule in ipairs(group.single_rules) do
-            if rule_matches(self, rule, value, suspect) then add(rule, value) end
+        if self.trace then
+            value_hits_all(self, group, value, suspect, hits)
+        else
+            value_hits(self, group, value, suspect, hits)
         end
     end
     return hits

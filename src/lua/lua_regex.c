@@ -7,6 +7,9 @@
  * which is bounded by the depth and heap limits. The match limit bounds both, so a catastrophic
  * pattern such as (a+)+$ returns an error quickly instead of running away.
  *
+ * The module also carries html_strip (lua_htmlstrip.c) and literal_set (lua_litset.c), the C
+ * halves of lua/fuglu/htmlstrip.lua and of the rule files' literal prefilter.
+ *
  * A regex object owns its code, match data and match context; it must only be used by the thread
  * that owns its Lua state (the engine gives every worker its own state).
  */
@@ -434,6 +437,8 @@ static const luaL_Reg regex_functions[] = {
     {"chmod", fs_chmod},
     {"chown", fs_chown},
     {"listdir", fs_listdir},
+    {"html_strip", fg_lua_regex_html_strip},
+    {"literal_set", fg_lua_regex_literal_set},
     {NULL, NULL},
 };
 
@@ -449,6 +454,7 @@ int luaopen_fuglu_regex(lua_State *L)
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
+    fg_lua_litset_register(L);
     lua_newtable(L);
     luaL_register(L, NULL, regex_functions);
     lua_pushinteger(L, FG_LUA_REGEX_MATCH_LIMIT);
