@@ -502,6 +502,24 @@ static void reinject_rset(reinject_session *s)
     *s->res = saved;
 }
 
+/* The envelope failed but DATA was pipelined behind it: reads DATA's reply (a refusal, as there is
+ * no valid recipient) and, should a server answer 354 anyway, ends the empty data at once so the
+ * dialogue stays in step; that transaction has no recipient, so nothing is delivered. The result
+ * already describes the envelope failure and is kept. */
+static void reinject_abandon_data(reinject_session *s)
+{
+    reinject_reply r = {0};
+    fg_reinject_res saved = *s->res;
+    s->stage = "after DATA";
+    if (reinject_read_reply(s, &r) < 0) {
+        reinject_close(s->c);
+    } else if (r.code == 354) {
+        if (reinject_write_all(s->c, ".\r\n", 3, s->timeout) < 0 || reinject_read_reply(s, &r) < 0)
+            reinject_close(s->c);
+    }
+    *s->res = saved;
+}
+
 /* Streams prefix and body through the dot-stuffing encoder. */
 static int reinject_send_data(reinject_session *s)
 {
@@ -513,16 +531,19 @@ static int reinject_send_data(reinject_session *s)
     fg_buf_init(&out);
     const char *parts[2] = {req->prefix, req->body};
     size_t lens[2] = {req->prefix ? req->prefix_len : 0, req->body ? req->body_len : 0};
+    /* Encoded bytes are written once a chunk's worth has gathered, so a small message (headers,
+     * body and the final dot) goes out in a single write. */
     for (int p = 0; p < 2 && rc == 0; p++) {
         for (size_t off = 0; off < lens[p] && rc == 0; off += REINJECT_CHUNK) {
             size_t n = lens[p] - off < REINJECT_CHUNK ? lens[p] - off : REINJECT_CHUNK;
-            fg_buf_clear(&out);
             smtp_data_encode(&enc, parts[p] + off, n, &out);
-            rc = reinject_write_all(s->c, out.data, out.len, s->timeout);
+            if (out.len >= REINJECT_CHUNK) {
+                rc = reinject_write_all(s->c, out.data, out.len, s->timeout);
+                fg_buf_clear(&out);
+            }
         }
     }
     if (rc == 0) {
-        fg_buf_clear(&out);
         smtp_data_encode_end(&enc, &out);
         rc = reinject_write_all(s->c, out.data, out.len, s->timeout);
     }
@@ -614,6 +635,10 @@ static int reinject_transaction(reinject_session *s, bool reused)
     }
     fg_buf_append(&cmds, "\r\n", 2);
     bool pipelining = (c->caps & RJ_CAP_PIPELINING) != 0;
+    /* With one recipient DATA can join the pipelined group (RFC 2920): if that recipient is refused
+     * DATA is refused too, so nothing can be half-delivered. With several it waits for the RCPT
+     * replies, since a partly accepted envelope must be aborted before DATA. */
+    bool data_pipelined = pipelining && req->nrcpt == 1;
     size_t mail_len = cmds.len;
     for (size_t i = 0; i < req->nrcpt; i++) {
         const char *params = req->rcpt_params ? req->rcpt_params[i] : NULL;
@@ -624,6 +649,8 @@ static int reinject_transaction(reinject_session *s, bool reused)
         }
         fg_buf_append(&cmds, "\r\n", 2);
     }
+    if (data_pipelined)
+        fg_buf_puts(&cmds, "DATA\r\n");
     s->stage = "after MAIL";
     int rc = reinject_write_all(c, cmds.data, pipelining ? cmds.len : mail_len, s->timeout);
     if (rc == 0)
@@ -644,7 +671,10 @@ static int reinject_transaction(reinject_session *s, bool reused)
             return reused ? RJ_STALE : RJ_DONE;
         if (pipelining) {
             fg_reinject_res saved = *s->res;
-            if (reinject_rcpt_replies(s, req->nrcpt, false, NULL) < 0 && c->fd >= 0)
+            int refused = reinject_rcpt_replies(s, req->nrcpt, false, NULL) < 0;
+            if (data_pipelined && c->fd >= 0)
+                reinject_abandon_data(s);
+            if (refused && c->fd >= 0)
                 reinject_rset(s);
             *s->res = saved;
         }
@@ -653,14 +683,22 @@ static int reinject_transaction(reinject_session *s, bool reused)
     rc = reinject_rcpt_replies(s, req->nrcpt, true, pipelining ? NULL : cmds.data + mail_len);
     fg_buf_free(&cmds);
     if (rc < 0) {
+        if (data_pipelined && c->fd >= 0)
+            reinject_abandon_data(s);
         if (c->fd >= 0)
             reinject_rset(s);
         return RJ_DONE;
     }
 
     s->stage = "after DATA";
-    if (reinject_command(s, "DATA", &r) < 0)
+    if (data_pipelined) {
+        if (reinject_read_reply(s, &r) < 0) {
+            reinject_fail_io(s);
+            return RJ_DONE;
+        }
+    } else if (reinject_command(s, "DATA", &r) < 0) {
         return RJ_DONE;
+    }
     if (r.code / 100 == 4 || r.code / 100 == 5) {
         reinject_fail_reply(s, &r);
         if (c->fd >= 0)

@@ -60,7 +60,7 @@ static void srv_say(int fd, const char *text)
 }
 
 /* Handles one command line; returns false to close the connection. */
-static bool srv_command(srv *s, int fd, const char *line, int *rcpt_index, bool *in_data)
+static bool srv_command(srv *s, int fd, const char *line, int *rcpt_index, int *rcpt_ok, bool *in_data)
 {
     const srv_script *sc = &s->script;
     fg_buf_printf(&s->log, "C: %s\n", line);
@@ -70,13 +70,17 @@ static bool srv_command(srv *s, int fd, const char *line, int *rcpt_index, bool 
         srv_say(fd, sc->ehlo ? sc->ehlo : "250 test\r\n");
     } else if (fg_strcaseprefix(line, "MAIL")) {
         *rcpt_index = 0;
+        *rcpt_ok = 0;
         srv_say(fd, sc->mail ? sc->mail : "250 2.1.0 Ok\r\n");
     } else if (fg_strcaseprefix(line, "RCPT")) {
         const char *r = *rcpt_index < 4 ? sc->rcpt[*rcpt_index] : NULL;
         (*rcpt_index)++;
-        srv_say(fd, r ? r : "250 2.1.5 Ok\r\n");
+        r = r ? r : "250 2.1.5 Ok\r\n";
+        *rcpt_ok += r[0] == '2';
+        srv_say(fd, r);
     } else if (fg_strcaseprefix(line, "DATA")) {
-        const char *r = sc->data ? sc->data : "354 go ahead\r\n";
+        /* As a real server: no accepted recipient, no data. */
+        const char *r = sc->data ? sc->data : *rcpt_ok ? "354 go ahead\r\n" : "554 5.5.1 Error: no valid recipients\r\n";
         srv_say(fd, r);
         *in_data = strncmp(r, "354", 3) == 0;
     } else if (fg_strcaseprefix(line, "QUIT")) {
@@ -85,6 +89,7 @@ static bool srv_command(srv *s, int fd, const char *line, int *rcpt_index, bool 
     } else {
         /* HELO, RSET, NOOP, XFORWARD */
         *rcpt_index = 0;
+        *rcpt_ok = 0;
         srv_say(fd, "250 2.0.0 Ok\r\n");
     }
     return true;
@@ -95,7 +100,7 @@ static void srv_connection(srv *s, int fd)
     static char buf[1 << 16];
     size_t len = 0;
     bool in_data = false, open = true;
-    int rcpt_index = 0;
+    int rcpt_index = 0, rcpt_ok = 0;
     smtp_data_decoder dec;
     smtp_data_decoder_init(&dec);
     double deadline = fg_monotonic() + SRV_MAX_SECONDS;
@@ -134,7 +139,7 @@ static void srv_connection(srv *s, int fd)
             *nl = '\0';
             const char *line = buf + off;
             off = (size_t)(nl + 2 - buf);
-            open = srv_command(s, fd, line, &rcpt_index, &in_data);
+            open = srv_command(s, fd, line, &rcpt_index, &rcpt_ok, &in_data);
             if (in_data)
                 smtp_data_decoder_init(&dec);
             else if (off < len)
@@ -432,6 +437,44 @@ static void test_rcpt_rules(void **state)
     check_refused(&piped, 2, 452, "4.5.3 too many", true, true);
 }
 
+/* One recipient and PIPELINING: MAIL, RCPT and DATA go in one write; a refused recipient means a
+ * refused DATA and nothing delivered. */
+static void test_data_pipelined_single_recipient(void **state)
+{
+    (void)state;
+    srv_script ok = {.ehlo = "250-x\r\n250 PIPELINING\r\n"};
+    srv *s = srv_start(&ok);
+    fg_reinject_req req = base_req(s);
+    req.nrcpt = 1;
+    fg_reinject_res res;
+    fg_reinject_cache *c = fg_reinject_cache_new();
+    assert_int_equal(fg_reinject_send(c, &req, &res), 0);
+    fg_reinject_cache_free(c);
+    srv_stop(s);
+    assert_true(s->pipelined);
+    assert_non_null(strstr(s->log.data, "C: MAIL FROM:<a@b.example>\nC: RCPT TO:<x@y.example>\nC: DATA\n"));
+    assert_int_equal(s->messages, 1);
+    srv_free(s);
+
+    srv_script refused = {.ehlo = "250-x\r\n250 PIPELINING\r\n", .rcpt = {"550 5.1.1 unknown x\r\n"}};
+    s = srv_start(&refused);
+    req = base_req(s);
+    req.nrcpt = 1;
+    c = fg_reinject_cache_new();
+    assert_int_equal(fg_reinject_send(c, &req, &res), -1);
+    assert_int_equal(res.code, 550);
+    assert_string_equal(res.text, "5.1.1 unknown x");
+    assert_false(res.temporary);
+    /* the connection stays usable: a second message goes over it after RSET */
+    s->script.rcpt[0] = NULL;
+    assert_int_equal(fg_reinject_send(c, &req, &res), 0);
+    fg_reinject_cache_free(c);
+    srv_stop(s);
+    assert_int_equal(s->messages, 1);
+    assert_int_equal(s->connections, 1);
+    srv_free(s);
+}
+
 static void test_data_refused(void **state)
 {
     (void)state;
@@ -673,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_timeout_after_data),
         cmocka_unit_test(test_connection_reuse),
+        cmocka_unit_test(test_data_pipelined_single_recipient),
         cmocka_unit_test(test_reuse_after_refusal),
         cmocka_unit_test(test_transparent_reconnect),
         cmocka_unit_test(test_unsafe_envelope),
