@@ -88,10 +88,30 @@ static size_t utf8_char_len(const unsigned char *s, size_t n)
     return need;
 }
 
+/* Length of the leading pure-ASCII run, 8 bytes at a time (most mail text is ASCII). */
+static size_t ascii_prefix(const unsigned char *u, size_t len)
+{
+    size_t i = 0;
+    while (i + 8 <= len) {
+        uint64_t word;
+        memcpy(&word, u + i, 8);
+        if (word & 0x8080808080808080ull)
+            break;
+        i += 8;
+    }
+    while (i < len && u[i] < 0x80)
+        i++;
+    return i;
+}
+
 bool fuglu_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        if (u[i] < 0x80) {
+            i += ascii_prefix(u + i, len - i);
+            continue;
+        }
         size_t n = utf8_char_len(u + i, len - i);
         if (!n)
             return false;
@@ -107,8 +127,15 @@ static void utf8_append_valid(GString *out, const char *s, size_t len)
     while (i < len) {
         size_t run = i;
         size_t n;
-        while (run < len && (n = utf8_char_len(u + run, len - run)) > 0)
+        while (run < len) {
+            if (u[run] < 0x80) {
+                run += ascii_prefix(u + run, len - run);
+                continue;
+            }
+            if ((n = utf8_char_len(u + run, len - run)) == 0)
+                break;
             run += n;
+        }
         g_string_append_len(out, s + i, (gssize)(run - i));
         if (run < len) {
             g_string_append_len(out, "\xEF\xBF\xBD", 3);
