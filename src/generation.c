@@ -86,29 +86,37 @@ static void checksum_file_if_any(GChecksum *sum, const char *path)
     }
 }
 
+/* The fingerprint has three parts, so a reload can say what changed: the parsed configuration; the
+ * files its option values name (rule files, scripts, templates); the Lua code (framework, built-in
+ * plugins, [main] plugindir). Each is a SHA-256 in hex; the fingerprint is "config-files-lua". */
+static const char *const fingerprint_parts[] = {"configuration", "rule/script files", "Lua plugins"};
+#define FINGERPRINT_PARTS 3
+
 char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, const char *luadir)
 {
     (void)config_path;
-    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    GChecksum *sums[FINGERPRINT_PARTS];
+    for (int i = 0; i < FINGERPRINT_PARTS; i++)
+        sums[i] = g_checksum_new(G_CHECKSUM_SHA256);
     /* The parsed configuration, not the bytes of the files: a comment or blank line is no change.
      * Every option value that names a file (rule files, scripts, templates) brings that file in. */
     size_t ns = fg_config_section_count(cfg);
     for (size_t i = 0; i < ns; i++) {
         const char *section = fg_config_section_name(cfg, i);
-        g_checksum_update(sum, (const guchar *)section, (gssize)strlen(section) + 1);
+        g_checksum_update(sums[0], (const guchar *)section, (gssize)strlen(section) + 1);
         size_t no = fg_config_option_count(cfg, i);
         for (size_t j = 0; j < no; j++) {
             const char *name = fg_config_option_name(cfg, i, j);
             const char *value = fg_config_option_value(cfg, i, j);
-            g_checksum_update(sum, (const guchar *)name, (gssize)strlen(name) + 1);
-            g_checksum_update(sum, (const guchar *)value, (gssize)strlen(value) + 1);
-            checksum_file_if_any(sum, value);
+            g_checksum_update(sums[0], (const guchar *)name, (gssize)strlen(name) + 1);
+            g_checksum_update(sums[0], (const guchar *)value, (gssize)strlen(value) + 1);
+            checksum_file_if_any(sums[1], value);
         }
     }
     char *fw = xasprintf("%s/fuglu", luadir);
     char *plugins = xasprintf("%s/plugins", luadir);
-    checksum_dir(sum, fw, ".lua");
-    checksum_dir(sum, plugins, ".lua");
+    checksum_dir(sums[2], fw, ".lua");
+    checksum_dir(sums[2], plugins, ".lua");
     free(fw);
     free(plugins);
     const char *plugindir = fg_config_get(cfg, "main", "plugindir");
@@ -118,13 +126,38 @@ char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, c
         for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             char *d = fg_strtrim(tok);
             if (*d)
-                checksum_dir(sum, d, ".lua");
+                checksum_dir(sums[2], d, ".lua");
         }
         free(copy);
     }
-    char *hex = xstrdup(g_checksum_get_string(sum));
-    g_checksum_free(sum);
-    return hex;
+    fg_buf b;
+    fg_buf_init(&b);
+    for (int i = 0; i < FINGERPRINT_PARTS; i++) {
+        fg_buf_printf(&b, "%s%s", i ? "-" : "", g_checksum_get_string(sums[i]));
+        g_checksum_free(sums[i]);
+    }
+    return fg_buf_steal(&b, NULL);
+}
+
+char *fg_generation_fingerprint_diff(const char *old, const char *new)
+{
+    fg_buf b;
+    fg_buf_init(&b);
+    for (int i = 0; i < FINGERPRINT_PARTS; i++) {
+        const char *o = old, *n = new;
+        for (int k = 0; k < i && o && n; k++) {
+            o = strchr(o, '-');
+            n = strchr(n, '-');
+            o = o ? o + 1 : NULL;
+            n = n ? n + 1 : NULL;
+        }
+        size_t ol = o ? strcspn(o, "-") : 0, nl = n ? strcspn(n, "-") : 0;
+        if (!o || !n || ol != nl || memcmp(o, n, ol) != 0)
+            fg_buf_printf(&b, "%s%s", b.len ? ", " : "", fingerprint_parts[i]);
+    }
+    if (!b.len)
+        fg_buf_puts(&b, "nothing");
+    return fg_buf_steal(&b, NULL);
 }
 
 static long config_int(const fg_config *cfg, const char *sec, const char *opt, long def, fg_buf *report, int *bad)

@@ -33,6 +33,9 @@ fg_config *fg_generation_load_config(const char *config_path, char **err);
 /* A hex digest over the config files, conf.d, the Lua framework and every plugin file the config can
  * load (lua/plugins, [main] plugindir). Caller frees. */
 char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, const char *luadir);
+/* Which parts differ between two fingerprints, for the log: e.g. "configuration, Lua plugins".
+ * Caller frees. */
+char *fg_generation_fingerprint_diff(const char *old, const char *new);
 /* Builds the pool of cfg's backend; takes ownership of cfg and fingerprint. With check, runs every
  * plugin's lint first and refuses on errors (appended to *report). NULL on failure, with the reasons
  * in *report (one per line). */

@@ -416,6 +416,8 @@ static int reload(daemon_state *d, fg_buf *report)
     }
     fg_buf_free(&errors);
     d->next_generation++;
+    char *changed = fg_generation_fingerprint_diff(fg_generation_fingerprint_of(d->gen), fg_generation_fingerprint_of(g));
+    fg_log("fuglu.MainController", FG_INFO, "reload: changed: %s; rebuilt: config, plugins and worker pool", changed);
 
     fg_generation *old = d->gen;
     fg_job *queued = fg_generation_retire(old);
@@ -447,7 +449,8 @@ static int reload(daemon_state *d, fg_buf *report)
            "reload: generation %d (%s backend) replaces generation %d (%s); %d queued messages moved to it",
            fg_generation_number(g), fg_generation_backend(g), fg_generation_number(old), fg_generation_backend(old),
            moved);
-    fg_buf_printf(report, "OK: reloaded (generation %d)\n", fg_generation_number(g));
+    fg_buf_printf(report, "OK: reloaded (generation %d)\nchanged: %s\n", fg_generation_number(g), changed);
+    free(changed);
     return 0;
 }
 

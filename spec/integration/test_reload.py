@@ -35,7 +35,7 @@ LOAD_MESSAGES = int(os.environ.get("FUGLU_RELOAD_MESSAGES", "2000"))
 LOAD_RELOADS = int(os.environ.get("FUGLU_RELOAD_COUNT", "20"))
 FREE_ROUNDS = int(os.environ.get("FUGLU_RELOAD_ROUNDS", "50"))
 
-RELOADED_RE = re.compile(r"\AOK: reloaded \(generation (\d+)\)\n*\Z")
+RELOADED_RE = re.compile(r"\AOK: reloaded \(generation (\d+)\)\n(?:changed: (?P<changed>[^\n]*)\n)?\n*\Z")
 NOTHING_RE = re.compile(r"\AOK: nothing changed\n*\Z")
 # What the daemon logs (logger fuglu.MainController) when a signalled reload has finished:
 # "reload: generation N (...) replaces generation M (...)", "reload: nothing changed" or
@@ -143,9 +143,9 @@ class ReloadCase(FugluCase):
                            timeout=60 * SCALE)
         return r.returncode, r.stdout
 
-    def reload_ok(self, expect_gen=None):
-        """fuglu_control reload must answer "OK: reloaded (generation N)" (N = expect_gen when given);
-        returns N."""
+    def reload_ok(self, expect_gen=None, expect_changed=None):
+        """fuglu_control reload must answer "OK: reloaded (generation N)" (N = expect_gen when given)
+        and say what changed (expect_changed: a part that must be named); returns N."""
         rc, out = self.control_reload()
         m = RELOADED_RE.match(out)
         self.assertTrue(m and rc == 0, "fuglu_control reload: exit %d, %r (expected 'OK: reloaded (generation N)')"
@@ -153,6 +153,8 @@ class ReloadCase(FugluCase):
         gen = int(m.group(1))
         if expect_gen is not None:
             self.assertEqual(gen, expect_gen, "generation numbers must count up by one per reload")
+        if expect_changed is not None:
+            self.assertIn(expect_changed, m.group("changed") or "", "the reload must say what changed: %r" % out)
         return gen
 
     def reload_nothing(self):
@@ -434,7 +436,7 @@ class BrokenReloadTests(ReloadCase):
         self.assertEqual(rc, 0, out)
         with open(self.good_rules, "w") as f:
             f.write(GOOD_RULES.replace("old rules", "edited rules"))
-        self.reload_ok()
+        self.reload_ok(expect_changed="rule/script files")
         self.assertEqual(self.send_one(make_message(subject="edited"), mail_from="bad@example.org"),
                          "550 edited rules")
 
