@@ -268,6 +268,13 @@ size_t fg_generation_pending(fg_generation *g)
     return g->pool ? fg_pool_pending(g->pool) : fg_procpool_pending(g->procpool);
 }
 
+int fg_generation_finished(fg_generation *g)
+{
+    if (fg_generation_pending(g) > 0)
+        return 0;
+    return g->pool ? fg_pool_thread_count(g->pool) == 0 : fg_procpool_count(g->procpool) == 0;
+}
+
 int fg_generation_number(const fg_generation *g)
 {
     return g->number;

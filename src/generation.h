@@ -47,6 +47,9 @@ fg_job *fg_generation_retire(fg_generation *g);
 /* Stops; queued jobs are answered with code/text. */
 void fg_generation_stop(fg_generation *g, int code, const char *text);
 size_t fg_generation_pending(fg_generation *g);
+/* A retired generation is finished when no message is pending and no worker is left (a thread may
+ * still be running appenders after its message was answered): freeing it then never blocks. */
+int fg_generation_finished(fg_generation *g);
 int fg_generation_number(const fg_generation *g);
 const char *fg_generation_backend(const fg_generation *g);
 const char *fg_generation_fingerprint_of(const fg_generation *g);

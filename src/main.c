@@ -307,7 +307,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     daemon_state *d = arg;
     for (retired_generation **at = &d->retired; *at;) {
         retired_generation *r = *at;
-        if (fg_generation_pending(r->gen) > 0) {
+        if (!fg_generation_finished(r->gen)) {
             at = &r->next;
             continue;
         }
