@@ -704,6 +704,8 @@ const fg_config_default fg_core_defaults[] = {
       "Seconds an SMTP session may stay idle before it is closed." },
     { "main", "data_timeout", "600",
       "Seconds allowed for receiving a message's data before the session is closed." },
+    { "main", "scan_timeout", "300",
+      "Seconds a message may take to be scanned and re-injected; then the client is answered 451 (a process worker is also killed and replaced)." },
     { "main", "reinject_timeout", "60",
       "Seconds to wait for the outgoing host at each step of re-injection." },
     { "main", "logfile", "",

@@ -188,6 +188,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
     long minthreads = config_int(cfg, "performance", "minthreads", 2, report, &bad);
     long maxthreads = config_int(cfg, "performance", "maxthreads", 40, report, &bad);
     long initialprocs = config_int(cfg, "performance", "initialprocs", 0, report, &bad);
+    long scan_timeout = config_int(cfg, "main", "scan_timeout", 300, report, &bad);
     if (bad) {
         fg_config_free(cfg);
         free(fingerprint);
@@ -220,6 +221,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
             .done_arg = env->done_arg,
             .exe_path = env->exe_path,
             .logging_conf = env->logging_conf,
+            .scan_timeout = (int)scan_timeout,
         };
         g->procpool = fg_procpool_new(&po, &err);
     } else {

@@ -153,7 +153,7 @@ static int run_lint(fg_config *cfg, const fg_lua_env *env)
     static const struct { const char *sec, *opt; } ints[] = {
         {"main", "outgoingport"}, {"performance", "minthreads"}, {"performance", "maxthreads"},
         {"main", "maxmessagesize"}, {"main", "spill_threshold"}, {"main", "smtp_timeout"},
-        {"main", "data_timeout"}, {"main", "reinject_timeout"},
+        {"main", "data_timeout"}, {"main", "reinject_timeout"}, {"main", "scan_timeout"},
         {"main", "mrtg_interval"},   /* monitoring */
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -661,6 +661,7 @@ int main(int argc, char **argv)
         .tempdir = cfg_str(cfg, "main", "tempdir"),
         .smtp_timeout = (int)cfg_int(cfg, "main", "smtp_timeout", 300),
         .data_timeout = (int)cfg_int(cfg, "main", "data_timeout", 600),
+        .scan_timeout = (int)cfg_int(cfg, "main", "scan_timeout", 300),
     };
     d.server = fg_server_new(&so);
     if (fg_server_apply_ports(d.server, specs, nspecs, NULL) == (int)nspecs) {

@@ -149,6 +149,7 @@ typedef struct child {
     fg_job *job;                 /* the message it holds */
     int retiring;                /* close once idle (pool stopping) */
     fg_stats_worker *slot;       /* its workerlist entry */
+    double busy_since;           /* fg_monotonic() when it got its message */
 } child;
 
 struct fg_procpool {
@@ -160,6 +161,7 @@ struct fg_procpool {
     size_t queued;
     int stopping;
     struct event *respawn_timer;
+    struct event *watchdog;      /* kills workers stuck on one message beyond scan_timeout */
     unsigned char *rbuf;
 };
 
@@ -453,8 +455,24 @@ static void dispatch(fg_procpool *p)
         job->next = NULL;
         c->job = job;
         c->state = CHILD_BUSY;
+        c->busy_since = fg_monotonic();
         if (send_job(c, job) != 0)
             child_died(p, c, "cannot send the message");
+    }
+}
+
+/* A worker looping in a plugin (LuaJIT's compiled loops ignore hooks) would hold its message
+ * forever: past scan_timeout it is killed; its message is answered 451 and it is replaced. */
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fg_procpool *p = arg;
+    double now = fg_monotonic();
+    for (int i = 0; i < p->nchildren; i++) {
+        child *c = &p->children[i];
+        if (c->state == CHILD_BUSY && now - c->busy_since > p->o.scan_timeout)
+            child_died(p, c, "scan timed out: worker killed");
     }
 }
 
@@ -479,6 +497,11 @@ fg_procpool *fg_procpool_new(const fg_procpool_opts *opts, char **err)
     p->rbuf = xmalloc(FRAME_MAX);
     build_config_frame(p);
     p->respawn_timer = evtimer_new(p->o.base, respawn_cb, p);
+    p->watchdog = event_new(p->o.base, -1, EV_PERSIST, watchdog_cb, p);
+    if (p->o.scan_timeout > 0) {
+        struct timeval tv = {1, 0};
+        event_add(p->watchdog, &tv);
+    }
     p->nchildren = p->o.nprocs;
     p->children = xcalloc((size_t)p->nchildren, sizeof *p->children);
     for (int i = 0; i < p->nchildren; i++) {
@@ -594,6 +617,7 @@ void fg_procpool_free(fg_procpool *p)
     }
     free(p->children);
     event_free(p->respawn_timer);
+    event_free(p->watchdog);
     fg_buf_free(&p->config_frame);
     free(p->rbuf);
     free((char *)p->o.exe_path);

@@ -30,6 +30,7 @@ typedef struct fg_procpool_opts {
     void *done_arg;
     const char *exe_path;       /* this program, for re-execution */
     const char *logging_conf;   /* loaded by each worker process too (may be NULL) */
+    int scan_timeout;           /* seconds; a worker busy longer with one message is killed (0 = never) */
 } fg_procpool_opts;
 
 /* Checks that the plugins load (in this process) before starting workers: NULL with *err if not. */

@@ -46,6 +46,7 @@ typedef struct session {
     int data_too_big;
     char *data_error;
     fg_job *inflight;           /* submitted, waiting for the verdict */
+    struct event *scan_timer;   /* scan_timeout while inflight */
     int discarding;             /* inside an over-long command line */
     fg_buf out;                 /* replies not yet written (see flush_replies) */
     int errors;
@@ -147,6 +148,8 @@ static void session_free(session *s)
     if (s->inflight)
         s->inflight->owner = NULL; /* the job finishes; its answer has nobody to go to */
     transaction_reset(s);
+    if (s->scan_timer)
+        event_free(s->scan_timer);
     smtp_xforward_clear(&s->xf);
     free(s->helo);
     fg_buf_free(&s->out);
@@ -424,7 +427,30 @@ static void finish_data(session *s)
     }
     s->inflight = job;
     s->state = ST_WAIT;
-    set_timeout(s, 0); /* the client waits for our verdict; scans are bounded by plugin timeouts */
+    set_timeout(s, 0); /* the client waits for our verdict, up to scan_timeout */
+    if (s->srv->o.scan_timeout > 0) {
+        struct timeval tv = {s->srv->o.scan_timeout, 0};
+        evtimer_add(s->scan_timer, &tv);
+    }
+}
+
+/* The verdict did not come within scan_timeout (a plugin looping or stuck): the client gets 451 and
+ * can go on; the job is left to its worker, whose late answer goes nowhere (fg_server_job_done). */
+static void scan_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session *s = arg;
+    if (s->state != ST_WAIT || !s->inflight)
+        return;
+    fg_log("fuglu.smtpsession", FG_ERROR, "%s: no verdict after %d s (a plugin is stuck?), message deferred",
+           s->inflight->id, s->srv->o.scan_timeout);
+    s->inflight->owner = NULL;
+    s->inflight = NULL;
+    s->state = ST_COMMAND;
+    reply(s, "451 4.3.0 Error: scan timed out, message deferred");
+    set_timeout(s, s->srv->o.smtp_timeout);
+    session_process(s);
 }
 
 /* Returns 1 when the end of data was reached. */
@@ -544,6 +570,7 @@ void fg_server_job_done(fg_job *job, void *arg)
     }
     s->inflight = NULL;
     s->state = ST_COMMAND;
+    evtimer_del(s->scan_timer);
     reply(s, "%d %s", job->reply_code ? job->reply_code : 451,
           job->reply_text ? job->reply_text : "4.3.0 internal problem - message deferred");
     fg_job_free(job);
@@ -577,6 +604,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    s->scan_timer = evtimer_new(evconnlistener_get_base(evl), scan_timeout_cb, s);
     bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
     /* A client that keeps sending while its message is being scanned is not read further than
      * this: memory per session stays bounded whatever the client does. */

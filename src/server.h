@@ -22,6 +22,7 @@ typedef struct fg_server_opts {
     const char *tempdir;
     int smtp_timeout;           /* seconds without a command */
     int data_timeout;           /* seconds without DATA bytes */
+    int scan_timeout;           /* seconds a client waits for its verdict before a 451 */
     size_t max_recipients;
 } fg_server_opts;
 

@@ -3,6 +3,8 @@
 --   X-Test-Action: <ACTION> [message]   return that action (DUNNO when absent)
 --   X-Test-Sleep: <seconds>             sleep first (at most 30 s)
 --   X-Test-Error: yes                   raise an error
+--   X-Test-Loop: yes                    spin in a compiled Lua loop (a plugin that never returns;
+--                                       bounded by its count, far beyond any test's life)
 --   X-Test-Tag: name=value              set suspect.tags[name] = value (several headers allowed)
 
 local ffi = require "ffi"
@@ -26,6 +28,11 @@ function TestActionPlugin:examine(suspect)
     end
     local sleep = tonumber(trim(msg:header("X-Test-Sleep")[1] or ""))
     if sleep and sleep > 0 then ffi.C.poll(nil, 0, math.floor(math.min(sleep, 30) * 1000)) end
+    if trim(msg:header("X-Test-Loop")[1] or ""):lower() == "yes" then
+        local x = 0
+        for i = 1, 1e13 do x = (x + i) % 7 end
+        return x
+    end
     if trim(msg:header("X-Test-Error")[1] or ""):lower() == "yes" then
         error("TestActionPlugin: error requested by X-Test-Error")
     end
