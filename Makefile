@@ -31,7 +31,7 @@ TEST_SRC := $(wildcard test/c/test_*.c)
 TESTS    := $(patsubst test/c/%.c,$(BUILD)/test/%,$(TEST_SRC))
 DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/main.d
 
-.PHONY: all run test test-fast deps units specs integration asan bench bench-smoke install clean
+.PHONY: all run test test-fast deps units specs integration asan tsan bench bench-smoke install clean
 
 all: $(BUILD)/fuglu $(BUILD)/fuglu_core.so $(TOOLS)
 
@@ -79,6 +79,9 @@ tests-bin: all $(TESTS)
 # (a few seconds, for CI: fails only if the suite itself is broken). bench-compare prints two
 # results side by side: make bench-compare OLD=build/bench/a.json NEW=build/bench/b.json (without
 # OLD/NEW: the two newest results).
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SANITIZE="-fsanitize=thread" all
+
 bench: all
 	tools/bench/run $(BENCH)
 
@@ -100,4 +103,4 @@ install: all
 	@if [ -d conf/templates ]; then cp -R conf/templates $(DESTDIR)$(SYSCONFDIR)/; fi
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
