@@ -27,17 +27,7 @@ local function is_identifier(k)
     return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil and not KEYWORDS[k]
 end
 
-local function sorted_keys(t)
-    local keys = {}
-    for k in pairs(t) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b)
-        local ta, tb = type(a), type(b)
-        if ta ~= tb then return ta < tb end
-        if ta == "number" or ta == "string" then return a < b end
-        return tostring(a) < tostring(b)
-    end)
-    return keys
-end
+local sorted_keys = require("fuglu.repr").sorted_keys
 
 -- A readable multi-line rendering of any value.
 function console.pretty(value, indent, depth, seen)

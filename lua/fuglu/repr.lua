@@ -18,6 +18,7 @@ local function quote(s)
     return "'" .. s:gsub("\\", "\\\\"):gsub("'", "\\'"):gsub("\r", "\\r"):gsub("\n", "\\n") .. "'"
 end
 
+-- The keys of t in a stable order: by type, then by value (numbers and strings), else by tostring.
 local function sorted_keys(t)
     local keys = {}
     for k in pairs(t) do keys[#keys + 1] = k end
@@ -52,6 +53,8 @@ local function render(v, depth)
     end
     return "{" .. table.concat(parts, ", ") .. "}"
 end
+
+repr.sorted_keys = sorted_keys
 
 function repr.value(v)
     return render(v, 0)

@@ -154,25 +154,38 @@ static size_t regex_start(lua_State *L, int idx, size_t len)
     return (size_t)init - 1;
 }
 
-/* re:search(subject [, init]) -> start, end | false | nil, error */
-static int regex_search(lua_State *L)
+/* The common start of search and exec: runs the regex on argument 2 from argument 3. Returns NULL
+ * after pushing the Lua results itself (no match: false; error: nil, message; *nret set), or the
+ * ovector of a match. */
+static PCRE2_SIZE *regex_match_args(lua_State *L, fg_regex **re_out, const char **subject, int *nret)
 {
     fg_regex *re = regex_check(L);
     size_t len;
-    const char *subject = luaL_checklstring(L, 2, &len);
+    *subject = luaL_checklstring(L, 2, &len);
+    *re_out = re;
     size_t start = regex_start(L, 3, len);
-    if (start > len) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    int rc = regex_run(re, subject, len, start);
+    int rc = start > len ? PCRE2_ERROR_NOMATCH : regex_run(re, *subject, len, start);
     if (rc == PCRE2_ERROR_NOMATCH) {
         lua_pushboolean(L, 0);
-        return 1;
+        *nret = 1;
+        return NULL;
     }
-    if (rc < 0)
-        return regex_push_error(L, rc);
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(re->match);
+    if (rc < 0) {
+        *nret = regex_push_error(L, rc);
+        return NULL;
+    }
+    return pcre2_get_ovector_pointer(re->match);
+}
+
+/* re:search(subject [, init]) -> start, end | false | nil, error */
+static int regex_search(lua_State *L)
+{
+    fg_regex *re;
+    const char *subject;
+    int nret;
+    PCRE2_SIZE *ov = regex_match_args(L, &re, &subject, &nret);
+    if (!ov)
+        return nret;
     lua_pushinteger(L, (lua_Integer)ov[0] + 1);
     lua_pushinteger(L, (lua_Integer)ov[1]);
     return 2;
@@ -201,22 +214,12 @@ static void regex_push_names(lua_State *L, fg_regex *re, PCRE2_SIZE *ov, const c
 /* re:exec(subject [, init]) -> {[0]=match, [n]=group or false, name=group, start=, stop=} */
 static int regex_exec(lua_State *L)
 {
-    fg_regex *re = regex_check(L);
-    size_t len;
-    const char *subject = luaL_checklstring(L, 2, &len);
-    size_t start = regex_start(L, 3, len);
-    if (start > len) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    int rc = regex_run(re, subject, len, start);
-    if (rc == PCRE2_ERROR_NOMATCH) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    if (rc < 0)
-        return regex_push_error(L, rc);
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(re->match);
+    fg_regex *re;
+    const char *subject;
+    int nret;
+    PCRE2_SIZE *ov = regex_match_args(L, &re, &subject, &nret);
+    if (!ov)
+        return nret;
     lua_createtable(L, (int)re->captures, 3);
     for (uint32_t g = 0; g <= re->captures; g++) {
         if (ov[2 * g] == PCRE2_UNSET)
