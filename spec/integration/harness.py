@@ -292,10 +292,16 @@ class FugluCase(unittest.TestCase):
             for k, v in cls.config.items():
                 values[k] = v
             cls.port = port
+            cls.prepare(values)
             cls.daemon = Daemon(cls.tmpdir, values).start()
         except BaseException:
             cls._cleanup()
             raise
+
+    @classmethod
+    def prepare(cls, values):
+        """Called before the daemon starts, with cls.tmpdir made: subclasses write their own files
+        (plugins, logging.conf) there and adjust the config values."""
 
     @classmethod
     def _cleanup(cls):

@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import (FUGLU_BIN, PLUGIN_DIR, SCALE, Daemon, base_config, free_port, make_message, smtp_sink,
-                     wait_for, SmtpClient, _config_text)
+from harness import (FUGLU_BIN, PLUGIN_DIR, SCALE, FugluCase, base_config, free_port, make_message, wait_for,
+                     SmtpClient, _config_text)
 
 PROBE_PLUGIN = '''-- LogProbePlugin: logs one line at DEBUG and one at INFO per message (logging tests).
 local plugin = require "fuglu.plugin"
@@ -70,46 +70,20 @@ format=%%(name)s %%(levelname)s %%(message)s
 """ % (keys, logfile)
 
 
-class LoggingReload(unittest.TestCase):
+class LoggingReload(FugluCase):
 
     @classmethod
-    def setUpClass(cls):
-        if not os.access(FUGLU_BIN, os.X_OK):
-            raise unittest.SkipTest("%s not built" % FUGLU_BIN)
-        cls.tmpdir = tempfile.mkdtemp(prefix="fuglu-it-log-")
-        cls.sink = None
-        cls.daemon = None
-        try:
-            plugdir = os.path.join(cls.tmpdir, "plugins")
-            os.makedirs(plugdir)
-            with open(os.path.join(plugdir, "logprobe.lua"), "w") as f:
-                f.write(PROBE_PLUGIN)
-            cls.applog = os.path.join(cls.tmpdir, "app.log")
-            cls.logconf = os.path.join(cls.tmpdir, "logging.conf")
-            with open(cls.logconf, "w") as f:
-                f.write(logging_conf(cls.applog, probe_debug=False))
-            cls.sink = smtp_sink.SmtpSink(os.path.join(cls.tmpdir, "sink")).start()
-            cls.port = free_port()
-            values = base_config(cls.tmpdir, cls.port, cls.sink.port)
-            values["main.plugindir"] = "%s,%s" % (plugdir, PLUGIN_DIR)
-            values["main.plugins"] = "logprobe"
-            cls.daemon = Daemon(cls.tmpdir, values).start()
-        except BaseException:
-            cls._cleanup()
-            raise
-
-    @classmethod
-    def _cleanup(cls):
-        if cls.daemon is not None:
-            cls.daemon.stop()
-        if cls.sink is not None:
-            cls.sink.stop()
-        if os.environ.get("FUGLU_KEEP_TMP") != "1":
-            shutil.rmtree(cls.tmpdir, ignore_errors=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._cleanup()
+    def prepare(cls, values):
+        plugdir = os.path.join(cls.tmpdir, "plugins")
+        os.makedirs(plugdir)
+        with open(os.path.join(plugdir, "logprobe.lua"), "w") as f:
+            f.write(PROBE_PLUGIN)
+        cls.applog = os.path.join(cls.tmpdir, "app.log")
+        cls.logconf = os.path.join(cls.tmpdir, "logging.conf")
+        with open(cls.logconf, "w") as f:
+            f.write(logging_conf(cls.applog, probe_debug=False))
+        values["main.plugindir"] = "%s,%s" % (plugdir, PLUGIN_DIR)
+        values["main.plugins"] = "logprobe"
 
     def applog_text(self):
         try:
