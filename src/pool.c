@@ -9,23 +9,38 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
+
+/* An idle worker waiting for a job. The idle workers form a stack: a new job wakes the one that
+ * went idle last, whose Lua state and stack are still in the CPU's caches, instead of whichever
+ * thread a shared condition variable would pick; under a light load the same few threads do all
+ * the work and the others stay asleep. */
+typedef struct idle_waiter {
+    pthread_cond_t cv;
+    struct idle_waiter *next;
+    int woken;                  /* taken off the stack by a submit or a stop */
+} idle_waiter;
 
 struct fg_pool {
     fg_pool_opts o;
     pthread_mutex_t lock;
-    pthread_cond_t work;        /* a job was queued, or stopping */
+    idle_waiter *idle_top;      /* most recently idle first */
     pthread_cond_t exited;      /* a thread ended */
     fg_job *queue_head, *queue_tail;
     size_t queued;
-    size_t running;
+    atomic_size_t running;      /* taken by a worker, not yet returned to the main thread */
     int threads;
     int idle;
     int next_worker_number;
     int stopping;
 
-    pthread_mutex_t done_lock;
-    fg_job *done_head, *done_tail;
+    /* Finished jobs on their way back to the main thread: a lock-free stack the workers push on;
+     * the worker that finds it empty writes the eventfd, the main loop takes the whole stack. No
+     * lock is shared with the main loop (event_active() would take libevent's base lock). */
+    _Atomic(fg_job *) done_top;
+    int done_fd;
     struct event *done_ev;
 };
 
@@ -37,15 +52,16 @@ typedef struct worker_start {
 
 static void post_done(fg_pool *p, fg_job *job)
 {
-    job->next = NULL;
-    pthread_mutex_lock(&p->done_lock);
-    if (p->done_tail)
-        p->done_tail->next = job;
-    else
-        p->done_head = job;
-    p->done_tail = job;
-    pthread_mutex_unlock(&p->done_lock);
-    event_active(p->done_ev, EV_READ, 1);
+    fg_job *top = atomic_load_explicit(&p->done_top, memory_order_relaxed);
+    do
+        job->next = top;
+    while (!atomic_compare_exchange_weak_explicit(&p->done_top, &top, job, memory_order_release,
+                                                  memory_order_relaxed));
+    if (top == NULL) {   /* the main loop may be asleep: the first job of a batch wakes it */
+        uint64_t one = 1;
+        while (write(p->done_fd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 static void on_done(evutil_socket_t fd, short what, void *arg)
@@ -53,18 +69,48 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     fg_pool *p = arg;
-    pthread_mutex_lock(&p->done_lock);
-    fg_job *list = p->done_head;
-    p->done_head = p->done_tail = NULL;
-    pthread_mutex_unlock(&p->done_lock);
+    /* Drain the eventfd first: a push after the exchange below writes it again. */
+    uint64_t n;
+    while (read(p->done_fd, &n, sizeof n) < 0 && errno == EINTR)
+        ;
+    fg_job *stack = atomic_exchange_explicit(&p->done_top, NULL, memory_order_acquire);
+    fg_job *list = NULL;   /* the stack reversed: jobs in the order they finished */
+    while (stack) {
+        fg_job *next = stack->next;
+        stack->next = list;
+        list = stack;
+        stack = next;
+    }
     while (list) {
         fg_job *next = list->next;
-        pthread_mutex_lock(&p->lock);
-        p->running--;
-        pthread_mutex_unlock(&p->lock);
+        atomic_fetch_sub(&p->running, 1);
         p->o.done(list, p->o.done_arg);
         list = next;
     }
+}
+
+/* Called with p->lock held: takes the worker that went idle last off the stack (NULL if none).
+ * The caller signals its condition variable after unlocking, so that the worker does not wake up
+ * only to block on the lock the caller still holds. That is safe because a worker taken off the
+ * stack (woken set) does not end before it has looked at the queue again, and only the main
+ * thread takes waiters off the stack, one submit at a time. */
+static idle_waiter *take_idle(fg_pool *p)
+{
+    idle_waiter *w = p->idle_top;
+    if (w) {
+        p->idle_top = w->next;
+        w->woken = 1;
+    }
+    return w;
+}
+
+/* Called with p->lock held: wakes every idle worker (stop, hand-over). Signals under the lock:
+ * a worker woken here may end at once. */
+static void wake_all(fg_pool *p)
+{
+    idle_waiter *w;
+    while ((w = take_idle(p)))
+        pthread_cond_signal(&w->cv);
 }
 
 static fg_job *pop_job(fg_pool *p)
@@ -89,6 +135,9 @@ static void *worker_main(void *arg)
     int number = start->number;
     snprintf(name, sizeof name, "Pool worker [%d]", number);
     free(start);
+    char tname[16];   /* top -H, perf --sort comm: 15 characters at most */
+    snprintf(tname, sizeof tname, "fuglu-w%d", number);
+    pthread_setname_np(pthread_self(), tname);
 
     if (!lua) {
         char *err = NULL;
@@ -102,6 +151,8 @@ static void *worker_main(void *arg)
     /* monitoring: this thread's workerlist slot (stats.c) */
     fg_stats_worker *slot = fg_stats_worker_enter(fg_stats_global(), number, name);
 
+    idle_waiter me = { .next = NULL, .woken = 0 };
+    pthread_cond_init(&me.cv, NULL);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         fg_job *job = lua ? pop_job(p) : NULL;
@@ -111,14 +162,27 @@ static void *worker_main(void *arg)
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += (time_t)p->o.idle_seconds;
+            me.woken = 0;
+            me.next = p->idle_top;
+            p->idle_top = &me;
             p->idle++;
-            int rc = pthread_cond_timedwait(&p->work, &p->lock, &until);
+            int rc = 0;
+            while (!me.woken && rc != ETIMEDOUT)
+                rc = pthread_cond_timedwait(&me.cv, &p->lock, &until);
             p->idle--;
-            if (rc == ETIMEDOUT && !p->queue_head && p->threads > p->o.minthreads)
+            if (me.woken)
+                continue;   /* a submit may still be about to signal: look at the queue first */
+            /* timed out: still on the stack */
+            for (idle_waiter **pp = &p->idle_top; *pp; pp = &(*pp)->next)
+                if (*pp == &me) {
+                    *pp = me.next;
+                    break;
+                }
+            if (!p->queue_head && p->threads > p->o.minthreads)
                 break;
             continue;
         }
-        p->running++;
+        atomic_fetch_add(&p->running, 1);
         pthread_mutex_unlock(&p->lock);
 
         char *state = xasprintf("Suspect %s: starting", job->id);   /* monitoring: workerlist */
@@ -132,6 +196,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&p->lock);
     }
     fg_stats_worker_leave(slot);   /* before the pool may see 0 threads and the stats be freed */
+    pthread_cond_destroy(&me.cv);
     p->threads--;
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->lock);
@@ -177,10 +242,15 @@ fg_pool *fg_pool_new(const fg_pool_opts *opts, char **err)
     if (p->o.idle_seconds <= 0)
         p->o.idle_seconds = 30;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->exited, NULL);
-    pthread_mutex_init(&p->done_lock, NULL);
-    p->done_ev = event_new(p->o.base, -1, 0, on_done, p);
+    p->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->done_fd < 0) {
+        *err = xasprintf("eventfd: %s", strerror(errno));
+        free(p);
+        return NULL;
+    }
+    p->done_ev = event_new(p->o.base, p->done_fd, EV_READ | EV_PERSIST, on_done, p);
+    event_add(p->done_ev, NULL);
 
     fg_lua_worker **states = xcalloc((size_t)p->o.minthreads, sizeof *states);
     for (int i = 0; i < p->o.minthreads; i++) {
@@ -190,6 +260,7 @@ fg_pool *fg_pool_new(const fg_pool_opts *opts, char **err)
                 fg_lua_worker_free(states[j]);
             free(states);
             event_free(p->done_ev);
+            close(p->done_fd);
             free(p);
             return NULL;
         }
@@ -221,8 +292,10 @@ int fg_pool_submit(fg_pool *p, fg_job *job)
     /* Grow at once when every worker is busy: a queued job should not wait for a timer. */
     if ((size_t)p->idle < p->queued && p->threads < p->o.maxthreads)
         spawn_worker(p, NULL);
-    pthread_cond_signal(&p->work);
+    idle_waiter *w = take_idle(p);
     pthread_mutex_unlock(&p->lock);
+    if (w)
+        pthread_cond_signal(&w->cv);
     return 0;
 }
 
@@ -235,9 +308,9 @@ void fg_pool_stop(fg_pool *p, int code, const char *text)
     while ((job = pop_job(p))) {
         *tail = job;
         tail = &job->next;
-        p->running++; /* balanced in on_done */
+        atomic_fetch_add(&p->running, 1); /* balanced in on_done */
     }
-    pthread_cond_broadcast(&p->work);
+    wake_all(p);
     pthread_mutex_unlock(&p->lock);
     size_t n = 0;
     while (list) {
@@ -258,7 +331,7 @@ fg_job *fg_pool_take_queued(fg_pool *p)
     fg_job *list = p->queue_head;
     p->queue_head = p->queue_tail = NULL;
     p->queued = 0;
-    pthread_cond_broadcast(&p->work);
+    wake_all(p);
     pthread_mutex_unlock(&p->lock);
     return list;
 }
@@ -285,15 +358,14 @@ void fg_pool_free(fg_pool *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
-    pthread_cond_broadcast(&p->work);
+    wake_all(p);
     while (p->threads > 0)
         pthread_cond_wait(&p->exited, &p->lock);
     pthread_mutex_unlock(&p->lock);
     on_done(-1, 0, p); /* anything posted after the loop stopped */
     event_free(p->done_ev);
+    close(p->done_fd);
     pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->exited);
-    pthread_mutex_destroy(&p->done_lock);
     free(p);
 }
