@@ -409,6 +409,31 @@ static void log_emit(log_snapshot *s, const fg_log_record *r, fg_buf *scratch)
 
 /* ---- the calling thread's identity ---- */
 
+/* %(process)d for every record without a getpid() call each time; reset in a forked child. */
+static _Atomic pid_t log_pid_cache;
+
+static void log_pid_forget(void)
+{
+    atomic_store(&log_pid_cache, 0);
+}
+
+static void log_pid_register(void)
+{
+    pthread_atfork(NULL, NULL, log_pid_forget);
+}
+
+static pid_t log_pid(void)
+{
+    pid_t pid = atomic_load_explicit(&log_pid_cache, memory_order_relaxed);
+    if (pid == 0) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, log_pid_register);
+        pid = getpid();
+        atomic_store_explicit(&log_pid_cache, pid, memory_order_relaxed);
+    }
+    return pid;
+}
+
 static _Thread_local char log_thread_name[64];
 
 void fg_log_set_thread_name(const char *name)
@@ -419,7 +444,7 @@ void fg_log_set_thread_name(const char *name)
 static const char *log_get_thread_name(void)
 {
     if (!log_thread_name[0]) {
-        if ((pid_t)syscall(SYS_gettid) == getpid()) {
+        if ((pid_t)syscall(SYS_gettid) == log_pid()) {
             strcpy(log_thread_name, "MainThread");
         } else {
             char comm[17] = {0};
@@ -692,7 +717,7 @@ void fg_logv_src(const char *logger, int level, const char *file, int line, cons
     }
     va_end(ap2);
     fg_log_record rec = {
-        .name = logger, .level = level, .message = message, .created = fg_now(), .process = getpid(),
+        .name = logger, .level = level, .message = message, .created = fg_now(), .process = log_pid(),
         .thread = (unsigned long)pthread_self(), .thread_name = log_get_thread_name(),
         .pathname = file ? file : "(unknown file)", .func = func ? func : "(unknown function)",
         .lineno = file ? line : 0,

@@ -179,19 +179,49 @@ double fg_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Random bytes for IDs, fetched from the kernel 512 at a time per thread (one getrandom() per 32
+ * IDs instead of one per ID); a forked child drops what it inherited so it never repeats its
+ * parent's IDs. */
+static _Thread_local unsigned char random_pool[512];
+static _Thread_local size_t random_left;
+
+static void random_pool_forget(void)
+{
+    random_left = 0;
+}
+
+static void random_pool_register(void)
+{
+    pthread_atfork(NULL, NULL, random_pool_forget);
+}
+
+static void random_bytes(unsigned char *out, size_t len)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, random_pool_register);
+    if (random_left < len) {
+        size_t got = 0;
+        while (got < sizeof random_pool) {
+            ssize_t n = getrandom(random_pool + got, sizeof random_pool - got, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                fg_panic("getrandom failed: %s", strerror(errno));
+            }
+            got += (size_t)n;
+        }
+        random_left = sizeof random_pool;
+    }
+    unsigned char *from = random_pool + sizeof random_pool - random_left;
+    memcpy(out, from, len);
+    memset(from, 0, len);
+    random_left -= len;
+}
+
 void fg_random_id(char out[33])
 {
     unsigned char raw[16];
-    size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fg_panic("getrandom failed: %s", strerror(errno));
-        }
-        got += (size_t)n;
-    }
+    random_bytes(raw, sizeof raw);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
         out[2 * i] = hex[raw[i] >> 4];
