@@ -12,7 +12,11 @@ local config = {}
 local TRUE_WORDS = { ["1"] = true, yes = true, ["true"] = true, on = true }
 local FALSE_WORDS = { ["0"] = true, no = true, ["false"] = true, off = true }
 
+local SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
+
 local function trim(s)
+    -- most values have nothing to trim: no pattern matching (and no new string) for them
+    if not SPACE[s:byte(1)] and not SPACE[s:byte(-1)] then return s end
     return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 

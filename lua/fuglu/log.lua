@@ -17,6 +17,7 @@ Logger.__index = Logger
 
 local function format(fmt, ...)
     if select("#", ...) == 0 then return tostring(fmt) end
+    if fmt == "%s" and select("#", ...) == 1 and type((...)) == "string" then return (...) end
     local ok, text = pcall(string.format, fmt, ...)
     if ok then return text end
     -- a broken format string must not turn a log call into an error

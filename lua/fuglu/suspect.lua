@@ -20,11 +20,18 @@ local suspect = { Suspect = Suspect }
 
 local HEADER_LIMIT = 1024 * 1024   -- get_headers() looks at the first MiB only, like Fuglu
 
+local find, sub = string.find, string.sub
+
+-- "local@domain" at the last "@" (the local part may contain quoted "@"s); no "@": address, "".
 local function split_address(address)
-    if address == "" then return "", "" end
-    local localpart, domain = address:match("^(.*)@([^@]*)$")
-    if localpart == nil then return address, "" end
-    return localpart, domain
+    local at = find(address, "@", 1, true)
+    if at == nil then return address, "" end
+    local later = find(address, "@", at + 1, true)
+    while later do
+        at = later
+        later = find(address, "@", at + 1, true)
+    end
+    return sub(address, 1, at - 1), sub(address, at + 1)
 end
 
 local function check_address(address, checker, what)

@@ -38,14 +38,15 @@ function template.field_lookup(suspect, name)
     return values
 end
 
-local function lookup(name, suspect, values)
+local function lookup(name, suspect, values, lname)
+    lname = lname or name:lower()
     if values then
         local v = values[name]
-        if v == nil then v = values[name:lower()] end
+        if v == nil then v = values[lname] end
         if v ~= nil then return first(v) end
     end
     if suspect then
-        local builtin = builtins[name:lower()]
+        local builtin = builtins[lname]
         if builtin then return first(builtin(suspect)) end
         return first(template.field_lookup(suspect, name))
     end
@@ -85,7 +86,7 @@ local function tokenize(text)
             end
             if name then
                 flush()
-                parts[#parts + 1] = { name = name }
+                parts[#parts + 1] = { name = name, lname = name:lower() }
                 pos = stop
             else
                 literal[#literal + 1] = "$"
@@ -133,7 +134,7 @@ function template.apply(text, suspect, values, valuesfunction)
     for i = 1, #parts do
         local name = type(parts[i]) == "table" and parts[i].name
         if name and resolved[name] == nil then
-            resolved[name] = lookup(name, suspect, values)
+            resolved[name] = lookup(name, suspect, values, parts[i].lname)
         end
     end
     if valuesfunction then
