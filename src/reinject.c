@@ -433,62 +433,70 @@ static void reinject_xtext(fg_buf *out, const char *value)
     }
 }
 
-/* Sends the advertised XFORWARD attributes, split into commands that stay under 512 bytes.
- * Returns RJ_DONE with 0 on success, or the failure already reported. */
-static int reinject_xforward(reinject_session *s, bool reused, bool *failed)
+/* The advertised XFORWARD attributes as CRLF-terminated command lines, each under 512 bytes.
+ * Returns the number of lines. */
+static size_t reinject_xforward_lines(reinject_session *s, fg_buf *out)
 {
     const fg_reinject_req *req = s->req;
     const char *values[REINJECT_XF_COUNT] = {req->xf_name, req->xf_addr, req->xf_port, req->xf_helo,
                                              req->xf_proto, req->xf_source, req->xf_ident};
-    fg_buf cmd, attr;
-    fg_buf_init(&cmd);
+    fg_buf attr;
     fg_buf_init(&attr);
-    *failed = false;
-    s->stage = "after XFORWARD";
-    int outcome = RJ_DONE;
-    for (int i = 0; i <= REINJECT_XF_COUNT && !*failed; i++) {
+    size_t lines = 0, line_start = out->len;
+    bool open = false;
+    for (int i = 0; i < REINJECT_XF_COUNT; i++) {
+        if (!values[i] || !(s->c->xforward & (1u << i)))
+            continue;
         fg_buf_clear(&attr);
-        if (i < REINJECT_XF_COUNT) {
-            if (!values[i] || !(s->c->xforward & (1u << i)))
-                continue;
-            fg_buf_printf(&attr, " %s=", reinject_xforward_names[i]);
-            reinject_xtext(&attr, values[i]);
-            if (attr.len + 10 > REINJECT_XFORWARD_MAX) {
-                fg_log(REINJECT_LOGGER, FG_WARNING, "XFORWARD %s value too long, not sent", reinject_xforward_names[i]);
-                continue;
-            }
+        fg_buf_printf(&attr, " %s=", reinject_xforward_names[i]);
+        reinject_xtext(&attr, values[i]);
+        if (attr.len + 10 > REINJECT_XFORWARD_MAX) {
+            fg_log(REINJECT_LOGGER, FG_WARNING, "XFORWARD %s value too long, not sent", reinject_xforward_names[i]);
+            continue;
         }
-        bool flush = cmd.len && (i == REINJECT_XF_COUNT || cmd.len + attr.len + 2 > REINJECT_XFORWARD_MAX);
-        if (flush) {
-            reinject_reply r = {0};
-            if (reinject_command(s, cmd.data, &r) < 0) {
-                *failed = true;
-                outcome = reused ? RJ_STALE : RJ_DONE;
-            } else if (r.code / 100 != 2) {
-                *failed = true;
-                outcome = reused && r.code == 421 ? RJ_STALE : RJ_DONE;
-                reinject_fail_reply(s, &r);
-            }
-            fg_buf_clear(&cmd);
+        if (open && (out->len - line_start) + attr.len + 2 > REINJECT_XFORWARD_MAX) {
+            fg_buf_append(out, "\r\n", 2);
+            open = false;
         }
-        if (attr.len) {
-            if (!cmd.len)
-                fg_buf_puts(&cmd, "XFORWARD");
-            fg_buf_append(&cmd, attr.data, attr.len);
+        if (!open) {
+            line_start = out->len;
+            fg_buf_puts(out, "XFORWARD");
+            open = true;
+            lines++;
         }
+        fg_buf_append(out, attr.data, attr.len);
     }
-    fg_buf_free(&cmd);
+    if (open)
+        fg_buf_append(out, "\r\n", 2);
     fg_buf_free(&attr);
-    return outcome;
+    return lines;
 }
 
-static void reinject_append_param(fg_buf *line, const char *params, const char *keyword)
+/* Without pipelining: sends the XFORWARD lines one by one, each waiting for its reply. Returns
+ * RJ_DONE with *failed false on success, or the outcome of the failure already reported. */
+static int reinject_xforward_lockstep(reinject_session *s, const fg_buf *lines, bool reused, bool *failed)
 {
-    char *value = smtp_param_get(params, keyword);
-    if (value) {
-        fg_buf_printf(line, *value ? " %s=%s" : " %s", keyword, value);
-        free(value);
+    *failed = false;
+    s->stage = "after XFORWARD";
+    const char *p = lines->data, *end = lines->data + lines->len;
+    while (p < end) {
+        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        char *line = xstrndup(p, (size_t)(eol - p));
+        reinject_reply r = {0};
+        int rc = reinject_command(s, line, &r);
+        free(line);
+        if (rc < 0) {
+            *failed = true;
+            return reused ? RJ_STALE : RJ_DONE;
+        }
+        if (r.code / 100 != 2) {
+            *failed = true;
+            reinject_fail_reply(s, &r);
+            return reused && r.code == 421 ? RJ_STALE : RJ_DONE;
+        }
+        p = eol + 2;
     }
+    return RJ_DONE;
 }
 
 /* Aborts the transaction with RSET; a broken RSET drops the connection (the result stays). */
@@ -500,6 +508,63 @@ static void reinject_rset(reinject_session *s)
     if (reinject_command(s, "RSET", &r) == 0 && r.code / 100 != 2)
         reinject_close(s->c);
     *s->res = saved;
+}
+
+/* Pipelined XFORWARD: reads its n replies. When one is not 2xx (or the connection fails) the
+ * failure is reported and the rest of the pipelined group is wound down: the replies to MAIL,
+ * RCPT and a pipelined DATA are read; should DATA have been accepted (354) the connection is
+ * closed without the final dot, so the server discards the transaction; otherwise RSET. Returns
+ * true on failure, with *outcome RJ_STALE when a reused connection turned out to be dead. */
+static bool reinject_xforward_replies(reinject_session *s, size_t n, size_t nrcpt, bool data_pipelined,
+                                      bool reused, int *outcome)
+{
+    reinject_reply r = {0}, refusal = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (reinject_read_reply(s, &r) < 0) {
+            reinject_fail_io(s);
+            *outcome = reused ? RJ_STALE : RJ_DONE;
+            return true;
+        }
+        if (r.code / 100 != 2 && !refusal.code)
+            refusal = r;
+    }
+    if (!refusal.code)
+        return false;
+    *outcome = RJ_DONE;
+    if (refusal.code / 100 != 4 && refusal.code / 100 != 5) {
+        reinject_fail_desync(s, &refusal);
+        return true;
+    }
+    reinject_fail_reply(s, &refusal);   /* drops the connection on 421 */
+    if (reused && refusal.code == 421)
+        *outcome = RJ_STALE;
+    if (s->c->fd < 0)
+        return true;
+    fg_reinject_res saved = *s->res;
+    size_t rest = 1 + nrcpt + (data_pipelined ? 1 : 0);
+    bool data_open = false;
+    for (size_t i = 0; i < rest; i++) {
+        if (reinject_read_reply(s, &r) < 0) {
+            reinject_close(s->c);
+            break;
+        }
+        data_open = data_pipelined && i == rest - 1 && r.code == 354;
+    }
+    if (data_open)
+        reinject_close(s->c);
+    else if (s->c->fd >= 0)
+        reinject_rset(s);
+    *s->res = saved;
+    return true;
+}
+
+static void reinject_append_param(fg_buf *line, const char *params, const char *keyword)
+{
+    char *value = smtp_param_get(params, keyword);
+    if (value) {
+        fg_buf_printf(line, *value ? " %s=%s" : " %s", keyword, value);
+        free(value);
+    }
 }
 
 /* The envelope failed but DATA was pipelined behind it: reads DATA's reply (a refusal, as there is
@@ -615,13 +680,22 @@ static int reinject_transaction(reinject_session *s, bool reused)
             return RJ_STALE;
         }
     }
-    bool failed;
-    int outcome = reinject_xforward(s, reused, &failed);
-    if (failed)
-        return outcome;
-
+    bool pipelining = (c->caps & RJ_CAP_PIPELINING) != 0;
     fg_buf cmds;
     fg_buf_init(&cmds);
+    /* XFORWARD goes first. With pipelining it joins the group (as Postfix's own client sends it):
+     * one round trip less per message; its replies are read before MAIL's. */
+    size_t xf_lines = reinject_xforward_lines(s, &cmds);
+    if (xf_lines && !pipelining) {
+        bool failed;
+        int outcome = reinject_xforward_lockstep(s, &cmds, reused, &failed);
+        if (failed) {
+            fg_buf_free(&cmds);
+            return outcome;
+        }
+        fg_buf_clear(&cmds);
+        xf_lines = 0;
+    }
     fg_buf_printf(&cmds, "MAIL FROM:<%s>", req->mail_from ? req->mail_from : "");
     if (c->caps & RJ_CAP_SIZE)
         fg_buf_printf(&cmds, " SIZE=%zu", (req->prefix ? req->prefix_len : 0) + (req->body ? req->body_len : 0));
@@ -634,7 +708,6 @@ static int reinject_transaction(reinject_session *s, bool reused)
         reinject_append_param(&cmds, req->mail_params, "ENVID");
     }
     fg_buf_append(&cmds, "\r\n", 2);
-    bool pipelining = (c->caps & RJ_CAP_PIPELINING) != 0;
     /* With one recipient DATA can join the pipelined group (RFC 2920): if that recipient is refused
      * DATA is refused too, so nothing can be half-delivered. With several it waits for the RCPT
      * replies, since a partly accepted envelope must be aborted before DATA. */
@@ -651,8 +724,16 @@ static int reinject_transaction(reinject_session *s, bool reused)
     }
     if (data_pipelined)
         fg_buf_puts(&cmds, "DATA\r\n");
-    s->stage = "after MAIL";
+    s->stage = xf_lines ? "after XFORWARD" : "after MAIL";
     int rc = reinject_write_all(c, cmds.data, pipelining ? cmds.len : mail_len, s->timeout);
+    if (rc == 0 && xf_lines) {
+        int outcome;
+        if (reinject_xforward_replies(s, xf_lines, req->nrcpt, data_pipelined, reused, &outcome)) {
+            fg_buf_free(&cmds);
+            return outcome;
+        }
+        s->stage = "after MAIL";
+    }
     if (rc == 0)
         rc = reinject_read_reply(s, &r);
     if (rc < 0) {

@@ -35,6 +35,7 @@ typedef struct srv_script {
     const char *rcpt[4];      /* reply to the n-th RCPT of a transaction; NULL = 250 */
     const char *data;         /* NULL = 354 */
     const char *final;        /* NULL = "250 2.0.0 Ok: queued as ABC" */
+    const char *xforward;     /* NULL = 250 */
     const char *close_on;     /* close without a reply on the command starting with this */
     bool close_after_final;   /* close the first connection after its first final reply */
 } srv_script;
@@ -48,6 +49,7 @@ typedef struct srv {
     fg_buf log;               /* "[connect]\n", "C: <command>\n" */
     fg_buf wire;              /* DATA bytes as received, dot-stuffed, terminators included */
     fg_buf message;           /* the decoded messages, concatenated */
+    fg_buf groups;            /* the commands of each read, "XFORWARD+MAIL+RCPT+DATA\n" */
     int connections;
     int messages;
     bool pipelined;           /* a command arrived before the previous one was answered */
@@ -83,6 +85,10 @@ static bool srv_command(srv *s, int fd, const char *line, int *rcpt_index, int *
         const char *r = sc->data ? sc->data : *rcpt_ok ? "354 go ahead\r\n" : "554 5.5.1 Error: no valid recipients\r\n";
         srv_say(fd, r);
         *in_data = strncmp(r, "354", 3) == 0;
+    } else if (fg_strcaseprefix(line, "XFORWARD")) {
+        *rcpt_index = 0;
+        *rcpt_ok = 0;
+        srv_say(fd, sc->xforward ? sc->xforward : "250 2.0.0 Ok\r\n");
     } else if (fg_strcaseprefix(line, "QUIT")) {
         srv_say(fd, "221 2.0.0 Bye\r\n");
         return false;
@@ -118,6 +124,7 @@ static void srv_connection(srv *s, int fd)
             break;
         len += (size_t)n;
         size_t off = 0;
+        size_t group_start = s->groups.len;
         while (open && !silent) {
             if (in_data) {
                 size_t consumed = 0;
@@ -139,12 +146,17 @@ static void srv_connection(srv *s, int fd)
             *nl = '\0';
             const char *line = buf + off;
             off = (size_t)(nl + 2 - buf);
+            if (s->groups.len > group_start)
+                fg_buf_append(&s->groups, "+", 1);
+            fg_buf_append(&s->groups, line, strcspn(line, " "));
             open = srv_command(s, fd, line, &rcpt_index, &rcpt_ok, &in_data);
             if (in_data)
                 smtp_data_decoder_init(&dec);
             else if (off < len)
                 s->pipelined = true;
         }
+        if (s->groups.len > group_start)
+            fg_buf_append(&s->groups, "\n", 1);
         if (silent)
             off = len;
         memmove(buf, buf + off, len - off);
@@ -177,6 +189,7 @@ static srv *srv_start(const srv_script *script)
     fg_buf_init(&s->log);
     fg_buf_init(&s->wire);
     fg_buf_init(&s->message);
+    fg_buf_init(&s->groups);
     fg_buf_puts(&s->log, "");
     fg_buf_puts(&s->wire, "");
     fg_buf_puts(&s->message, "");
@@ -205,6 +218,7 @@ static void srv_free(srv *s)
     fg_buf_free(&s->log);
     fg_buf_free(&s->wire);
     fg_buf_free(&s->message);
+    fg_buf_free(&s->groups);
     free(s);
 }
 
@@ -339,6 +353,46 @@ static void test_xforward_advertised(void **state)
     assert_non_null(strstr(s->log.data, "C: XFORWARD NAME=client.example ADDR=192.0.2.1 HELO=h+20x+2By\nC: MAIL"));
     assert_null(strstr(s->log.data, "PORT="));
     assert_null(strstr(s->log.data, "PROTO="));
+    srv_free(s);
+}
+
+/* With PIPELINING, XFORWARD travels in the same write as MAIL, RCPT and DATA: one round trip. */
+static void test_xforward_pipelined(void **state)
+{
+    (void)state;
+    srv_script sc = {.ehlo = "250-test\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n"};
+    fg_reinject_req req = base_req(NULL);
+    req.xf_name = "client.example";
+    req.xf_addr = "192.0.2.1";
+    fg_reinject_res res;
+    int rc;
+    srv *s = run_once(&sc, &req, &res, &rc);
+    assert_int_equal(rc, 0);
+    assert_true(res.ok);
+    assert_int_equal(s->messages, 1);
+    assert_non_null(strstr(s->groups.data, "XFORWARD+MAIL+RCPT+DATA\n"));
+    srv_free(s);
+}
+
+/* A refused pipelined XFORWARD: the refusal is the result, and although the server accepted the
+ * recipient and DATA, nothing is delivered (the connection is dropped without the final dot). */
+static void test_xforward_pipelined_refused(void **state)
+{
+    (void)state;
+    srv_script sc = {.ehlo = "250-test\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR\r\n",
+                     .xforward = "550 5.7.1 XFORWARD not allowed\r\n"};
+    fg_reinject_req req = base_req(NULL);
+    req.xf_addr = "192.0.2.1";
+    fg_reinject_res res;
+    int rc;
+    srv *s = run_once(&sc, &req, &res, &rc);
+    (void)rc;
+    assert_false(res.ok);
+    assert_int_equal(res.code, 550);
+    assert_false(res.temporary);
+    assert_non_null(strstr(res.text, "XFORWARD not allowed"));
+    assert_int_equal(s->messages, 0);
+    assert_non_null(strstr(s->log.data, "C: DATA\n"));
     srv_free(s);
 }
 
@@ -706,6 +760,8 @@ int main(void)
         cmocka_unit_test(test_null_sender_and_binary_body),
         cmocka_unit_test(test_xforward_advertised),
         cmocka_unit_test(test_xforward_split),
+        cmocka_unit_test(test_xforward_pipelined),
+        cmocka_unit_test(test_xforward_pipelined_refused),
         cmocka_unit_test(test_helo_fallback),
         cmocka_unit_test(test_mail_refused),
         cmocka_unit_test(test_rcpt_rules),
