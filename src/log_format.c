@@ -179,16 +179,26 @@ static const char *format_text(const format_item *it, const fg_log_record *r, co
     const char *s;
     switch (it->field) {
     case FIELD_ASCTIME: {
+        /* localtime_r() and strftime() once per second and thread: the text of the last second
+         * is kept with the format it was made with. */
+        static _Thread_local time_t last_secs = (time_t)-1;
+        static _Thread_local char last_fmt[64];
+        static _Thread_local char last_text[128];
         time_t secs = (time_t)r->created;
-        struct tm tm;
-        localtime_r(&secs, &tm);
-        if (f->datefmt) {
-            if (strftime(buf, size, f->datefmt, &tm) == 0)
-                buf[0] = '\0';
-        } else {
-            size_t n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
-            snprintf(buf + n, size - n, ",%03d", (int)((r->created - (double)secs) * 1000));
+        const char *datefmt = f->datefmt ? f->datefmt : "%Y-%m-%d %H:%M:%S";
+        bool cacheable = strlen(datefmt) < sizeof last_fmt;
+        if (!cacheable || secs != last_secs || strcmp(datefmt, last_fmt) != 0) {
+            struct tm tm;
+            localtime_r(&secs, &tm);
+            if (strftime(last_text, sizeof last_text, datefmt, &tm) == 0)
+                last_text[0] = '\0';
+            last_secs = cacheable ? secs : (time_t)-1;
+            snprintf(last_fmt, sizeof last_fmt, "%s", cacheable ? datefmt : "");
         }
+        if (f->datefmt)
+            snprintf(buf, size, "%s", last_text);
+        else
+            snprintf(buf, size, "%s,%03d", last_text, (int)((r->created - (double)secs) * 1000));
         return buf;
     }
     case FIELD_NAME: return r->name;

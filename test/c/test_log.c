@@ -397,6 +397,7 @@ static void test_format_fields(void **state)
         {"%(levelno)s %(levelno)d %(msecs)d %(msecs)03d %(created)f %(created).1f", NULL,
          "20 20 693 693 1239210667.693000 1239210667.7"},
         {"%(asctime)s", "%d.%m.%Y %H:%M", "08.04.2009 17:11"},
+        {"%(asctime)s", NULL, "2009-04-08 17:11:07,693"},   /* same second, the other format again */
         {"100%% %(processName)s", NULL, "100% MainProcess"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -410,8 +411,18 @@ static void test_format_fields(void **state)
         fg_buf_free(&out);
         fg_log_format_free(f);
     }
-    r.level = 15;
+    /* the text of a second is reused only within that second */
+    fg_log_record later = r;
+    later.created += 61.5;
     char *err = NULL;
+    fg_log_format *a = fg_log_format_compile("%(asctime)s", NULL, &err);
+    fg_buf when;
+    fg_buf_init(&when);
+    fg_log_format_render(a, &later, &when);
+    assert_string_equal(when.data, "2009-04-08 17:12:09,193");
+    fg_buf_free(&when);
+    fg_log_format_free(a);
+    r.level = 15;
     fg_log_format *f = fg_log_format_compile(NULL, NULL, &err);
     fg_log_format *g = fg_log_format_compile("%(levelname)s", NULL, &err);
     fg_buf out;
