@@ -51,7 +51,7 @@ function pipeline.run_prependers(suspect, prependers, scanners, stats)
     for i, p in ipairs(scanners) do list[i] = p end
     for _, prepender in ipairs(prependers) do
         monitor.running(suspect, prepender)
-        local ok, result = xpcall(function() return prepender:pluginlist(suspect, list) end, debug.traceback)
+        local ok, result = xpcall(prepender.pluginlist, debug.traceback, prepender, suspect, list)
         if not ok then
             count_error(stats)
             monitor.plugin_failed(prepender, suspect, result)
@@ -74,7 +74,7 @@ function pipeline.run_scanners(suspect, scanners, stats)
         trace.plugin_start(suspect, scanner)
         monitor.running(suspect, scanner)
         local started = core.monotonic()
-        local ok, code, message = xpcall(function() return scanner:examine(suspect) end, debug.traceback)
+        local ok, code, message = xpcall(scanner.examine, debug.traceback, scanner, suspect)
         local seconds = core.monotonic() - started
         trace.plugin_done(suspect, scanner, ok, code, message, seconds)
         if not ok then
@@ -143,7 +143,7 @@ function pipeline.run_appenders(suspect, appenders, decision, stats)
     for _, appender in ipairs(appenders) do
         monitor.running(suspect, appender)
         local started = core.monotonic()
-        local ok, err = xpcall(function() return appender:process(suspect, decision) end, debug.traceback)
+        local ok, err = xpcall(appender.process, debug.traceback, appender, suspect, decision)
         trace.appender(suspect, appender, ok, err, core.monotonic() - started)
         if not ok then
             count_error(stats)

@@ -204,7 +204,7 @@ end
 
 -- Scans one job and returns the reply {code=, text=, action=, id=}. Never raises.
 function Worker:handle(job)
-    local ok, result = xpcall(function() return self:process(job) end, debug.traceback)
+    local ok, result = xpcall(self.process, debug.traceback, self, job)
     if ok then
         -- the message counters of the control server, MRTG and metrics (fuglu.monitor)
         local state = self.pending[job]
@@ -224,9 +224,8 @@ function Worker:after(job)
     local state = self.pending[job]
     self.pending[job] = nil
     if state == nil or state.deferred or state.suspect.tags.noappenders then return end
-    local ok, err = xpcall(function()
-        pipeline.run_appenders(state.suspect, self.chain.appenders, state.decision, self.stats)
-    end, debug.traceback)
+    local ok, err = xpcall(pipeline.run_appenders, debug.traceback, state.suspect, self.chain.appenders,
+        state.decision, self.stats)
     trace.close(state.suspect)
     if not ok then session_log:error("appenders failed: %s", tostring(err)) end
 end
