@@ -316,6 +316,7 @@ static _Atomic size_t log_enqueue_pos;
 static size_t log_dequeue_pos;
 static size_t log_queue_capacity = 65536;
 
+static _Atomic size_t log_written_pos;   /* records the writer has written (queue positions) */
 static _Atomic bool log_writer_running;
 static _Atomic bool log_writer_stop;
 static _Atomic bool log_writer_sleeping;
@@ -366,13 +367,27 @@ static fg_log_format *log_default_format;
 static fg_log_format *log_message_format;
 static fg_buf log_sync_scratch;
 
+static fg_buf log_stderr_pending;   /* lines for stderr not written yet (under log_emit_lock) */
+
 static void log_write_stderr(const fg_log_format *f, const fg_log_record *r, fg_buf *scratch)
 {
     fg_buf_clear(scratch);
     fg_log_format_render(f, r, scratch);
     fg_buf_append(scratch, "\n", 1);
-    const char *p = scratch->data;
-    size_t left = scratch->len;
+    fg_buf_append(&log_stderr_pending, scratch->data, scratch->len);
+}
+
+/* Writes what the records emitted since the last flush collected: one write() per handler. */
+static void log_flush(log_snapshot *s)
+{
+    if (s && s->shared) {
+        for (size_t i = 0; i < s->shared->conf->n_handlers; i++)
+            fg_log_handler_flush(s->shared->conf->handlers[i]);
+    }
+    if (log_stderr_pending.len == 0)
+        return;
+    const char *p = log_stderr_pending.data;
+    size_t left = log_stderr_pending.len;
     while (left > 0) {
         ssize_t n = write(2, p, left);
         if (n < 0 && errno == EINTR)
@@ -382,6 +397,7 @@ static void log_write_stderr(const fg_log_format *f, const fg_log_record *r, fg_
         p += n;
         left -= (size_t)n;
     }
+    fg_buf_clear(&log_stderr_pending);
 }
 
 static void log_emit(log_snapshot *s, const fg_log_record *r, fg_buf *scratch)
@@ -468,7 +484,11 @@ static void log_report_drops(log_snapshot *s, fg_buf *scratch)
                        .process = getpid(), .thread = (unsigned long)pthread_self(), .thread_name = "fuglu-log",
                        .pathname = __FILE__, .func = __func__, .lineno = __LINE__};
     log_emit(s, &r, scratch);
+    log_flush(s);
 }
+
+#define LOG_NAP_NS (5 * 1000 * 1000)   /* how long a busy writer gathers records after a wake-up */
+#define LOG_BUSY_SECONDS 0.02          /* a batch this soon after the last one means "busy" */
 
 static void *log_writer_main(void *arg)
 {
@@ -476,10 +496,28 @@ static void *log_writer_main(void *arg)
     fg_buf scratch;
     fg_buf_init(&scratch);
     log_queued *batch[LOG_BATCH];
+    double last_batch = 0;
     for (;;) {
         size_t n = 0;
         while (n < LOG_BATCH && (batch[n] = log_queue_pop()) != NULL)
             n++;
+        double now = fg_monotonic();
+        bool urgent = false;
+        for (size_t i = 0; i < n && !urgent; i++)
+            urgent = batch[i]->rec.level >= FG_WARNING;
+        if (n > 0 && n < LOG_BATCH && !urgent && now - last_batch < LOG_BUSY_SECONDS &&
+            !atomic_load(&log_writer_stop)) {
+            /* Records keep coming (the last batch was moments ago): gather for a moment instead
+             * of being woken for every record. Producers only signal a sleeping writer, and a
+             * napping one is not sleeping: one wake-up and one write() per handler for each nap's
+             * worth of records. A quiet engine's lines, and warnings and errors, go out at once. */
+            struct timespec nap = {0, LOG_NAP_NS};
+            nanosleep(&nap, NULL);
+            while (n < LOG_BATCH && (batch[n] = log_queue_pop()) != NULL)
+                n++;
+        }
+        if (n > 0)
+            last_batch = now;
         if (n == 0) {
             if (atomic_load(&log_writer_stop))
                 break;
@@ -506,7 +544,9 @@ static void *log_writer_main(void *arg)
         log_snapshot *s = atomic_load(&log_current);
         for (size_t i = 0; i < n; i++)
             log_emit(s, &batch[i]->rec, &scratch);
+        log_flush(s);
         log_report_drops(s, &scratch);
+        atomic_store(&log_written_pos, log_dequeue_pos);
         pthread_mutex_unlock(&log_emit_lock);
         log_reader_exit(st);
         for (size_t i = 0; i < n; i++)
@@ -546,9 +586,21 @@ static void log_atfork_child(void)
     pthread_mutex_unlock(&log_install_lock);
 }
 
+static void log_writer_stop_and_join(void);
+
+/* exit() (a return from main on a start-up error, say) writes what is queued first. */
+static void log_atexit(void)
+{
+    if (pthread_mutex_trylock(&log_install_lock) != 0)
+        return;
+    log_writer_stop_and_join();
+    pthread_mutex_unlock(&log_install_lock);
+}
+
 static void log_atfork_register(void)
 {
     pthread_atfork(log_atfork_prepare, log_atfork_parent, log_atfork_child);
+    atexit(log_atexit);
 }
 
 static void log_writer_start(void)
@@ -564,6 +616,7 @@ static void log_writer_start(void)
     log_queue_mask = cap - 1;
     atomic_store(&log_enqueue_pos, 0);
     log_dequeue_pos = 0;
+    atomic_store(&log_written_pos, 0);
     atomic_store(&log_writer_stop, false);
     sigset_t all, old;
     sigfillset(&all);
@@ -577,6 +630,21 @@ static void log_writer_start(void)
     }
     pthread_setname_np(log_writer_thread, "fuglu-log");
     atomic_store(&log_writer_running, true);
+}
+
+/* Waits (at most 2 s) until the writer has written every record queued so far, so that they come
+ * out with the configuration they were logged under. Called with log_install_lock held. */
+static void log_writer_drain(void)
+{
+    if (!atomic_load(&log_writer_running))
+        return;
+    size_t target = atomic_load(&log_enqueue_pos);
+    double deadline = fg_monotonic() + 2.0;
+    while ((intptr_t)(atomic_load(&log_written_pos) - target) < 0 && fg_monotonic() < deadline) {
+        log_wake_writer();
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
 }
 
 /* Stops the writer after it wrote everything queued. */
@@ -637,6 +705,7 @@ int fg_log_configure(int root_level, const char *path)
     log_shared_conf *shared = xcalloc(1, sizeof *shared);
     shared->conf = c;
     pthread_mutex_lock(&log_install_lock);
+    log_writer_drain();
     log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
     pthread_mutex_unlock(&log_install_lock);
     return 0;
@@ -742,7 +811,9 @@ void fg_logv_src(const char *logger, int level, const char *file, int line, cons
         }
     } else {
         pthread_mutex_lock(&log_emit_lock);
-        log_emit(atomic_load(&log_current), &rec, &log_sync_scratch);
+        log_snapshot *cur = atomic_load(&log_current);
+        log_emit(cur, &rec, &log_sync_scratch);
+        log_flush(cur);
         pthread_mutex_unlock(&log_emit_lock);
     }
     log_reader_exit(st);
@@ -796,6 +867,7 @@ int fg_log_load_config(const char *path, char **err)
     log_shared_conf *shared = xcalloc(1, sizeof *shared);
     shared->conf = c;
     pthread_mutex_lock(&log_install_lock);
+    log_writer_drain();
     log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
     log_loaded_hash = log_hash(text, len);
     free(log_loaded_path);
@@ -805,6 +877,14 @@ int fg_log_load_config(const char *path, char **err)
     pthread_mutex_unlock(&log_install_lock);
     free(text);
     return 0;
+}
+
+void fg_log_start_writer(void)
+{
+    pthread_mutex_lock(&log_install_lock);
+    if (!atomic_load(&log_writer_running))
+        log_writer_start();
+    pthread_mutex_unlock(&log_install_lock);
 }
 
 bool fg_log_config_changed(const char *path)

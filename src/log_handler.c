@@ -28,6 +28,7 @@ fg_log_handler *fg_log_handler_new(const char *key, fg_log_handler_kind kind)
     h->facility = 1;
     h->interval = 1;
     strcpy(h->when, "H");
+    fg_buf_init(&h->pending);
     return h;
 }
 
@@ -35,6 +36,8 @@ void fg_log_handler_free(fg_log_handler *h)
 {
     if (!h)
         return;
+    fg_log_handler_flush(h);
+    fg_buf_free(&h->pending);
     if (h->fd >= 0 && h->kind != FG_LOGH_STREAM)
         close(h->fd);
     fg_log_format_free(h->format);
@@ -433,29 +436,47 @@ void fg_log_handler_emit(fg_log_handler *h, const fg_log_record *r, fg_buf *scra
     }
     fg_buf_append(scratch, "\n", 1);
     if (h->kind == FG_LOGH_STREAM) {
-        handler_write_all(h->fd, scratch->data, scratch->len);
+        fg_buf_append(&h->pending, scratch->data, scratch->len);
         return;
     }
     if (h->fd < 0 && handler_open_file(h, h->truncate) != 0) {
         handler_complain(h, "cannot open the log file");
         return;
     }
-    if (h->kind == FG_LOGH_WATCHED && handler_file_moved(h) && handler_open_file(h, false) != 0) {
-        handler_complain(h, "cannot reopen the moved log file");
-        return;
-    }
+    /* WatchedFileHandler: a moved file is noticed by the next flush, before it writes */
     if (h->kind == FG_LOGH_ROTATING && h->max_bytes > 0 && h->backup_count > 0 &&
-        h->size + (long long)scratch->len >= h->max_bytes)
+        h->size + (long long)h->pending.len + (long long)scratch->len >= h->max_bytes) {
+        fg_log_handler_flush(h);
         handler_rotate_by_size(h);
+    }
     if (h->kind == FG_LOGH_TIMED) {
         time_t now = time(NULL);
-        if (now >= h->rollover_at)
+        if (now >= h->rollover_at) {
+            fg_log_handler_flush(h);
             handler_rotate_by_time(h, now);
+        }
     }
     if (h->fd < 0)
         return;
-    if (handler_write_all(h->fd, scratch->data, scratch->len) != 0)
-        handler_complain(h, "cannot write the log file");
-    else
-        h->size += (long long)scratch->len;
+    fg_buf_append(&h->pending, scratch->data, scratch->len);
+}
+
+void fg_log_handler_flush(fg_log_handler *h)
+{
+    if (!h || h->pending.len == 0)
+        return;
+    if (h->kind == FG_LOGH_STREAM) {
+        handler_write_all(h->fd, h->pending.data, h->pending.len);
+        fg_buf_clear(&h->pending);
+        return;
+    }
+    if (h->kind == FG_LOGH_WATCHED && h->fd >= 0 && handler_file_moved(h) && handler_open_file(h, false) != 0)
+        handler_complain(h, "cannot reopen the moved log file");
+    if (h->fd >= 0) {
+        if (handler_write_all(h->fd, h->pending.data, h->pending.len) != 0)
+            handler_complain(h, "cannot write the log file");
+        else
+            h->size += (long long)h->pending.len;
+    }
+    fg_buf_clear(&h->pending);
 }

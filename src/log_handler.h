@@ -53,14 +53,19 @@ typedef struct fg_log_handler {
     time_t rollover_at;
     int sock_type;
     bool complained;
+    fg_buf pending;            /* formatted lines not written yet (see fg_log_handler_flush) */
 } fg_log_handler;
 
 fg_log_handler *fg_log_handler_new(const char *key, fg_log_handler_kind kind);
 /* Opens files / sockets (files only when not delayed). -1 with *err = "what failed" (caller frees). */
 int fg_log_handler_open(fg_log_handler *h, char **err);
-/* Formats r with the handler's formatter and writes it if r->level passes the handler's level.
- * scratch is a buffer the caller reuses between records. */
+/* Formats r with the handler's formatter if r->level passes the handler's level. Stream and file
+ * handlers only collect the line: fg_log_handler_flush() writes what was collected with one
+ * write() (the writer thread flushes after each batch of records, the synchronous path after each
+ * record). Rotation decisions count collected lines as written, so files rotate where Python's
+ * handlers would. scratch is a buffer the caller reuses between records. */
 void fg_log_handler_emit(fg_log_handler *h, const fg_log_record *r, fg_buf *scratch);
+void fg_log_handler_flush(fg_log_handler *h);
 void fg_log_handler_free(fg_log_handler *h);   /* closes what is open */
 
 /* TimedRotatingFileHandler: the next rollover time after `now` (Python's computeRollover). */

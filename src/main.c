@@ -639,6 +639,7 @@ int main(int argc, char **argv)
             return 1;
         }
     } else {
+        fg_log_start_writer();
         fg_log("fuglu.MainController", FG_WARNING, "%s not found: logging INFO to stderr", logging_conf);
     }
 

@@ -89,7 +89,8 @@ static fg_log_conf *open_handler(const char *klass, const char *args)
     return c;
 }
 
-static void emit(fg_log_handler *h, int level, const char *msg)
+/* One record, collected but not written (as the writer thread does within a batch). */
+static void emit_batched(fg_log_handler *h, int level, const char *msg)
 {
     fg_log_record r = {.name = "t", .level = level, .message = msg, .created = fg_now(), .process = getpid(),
                        .thread_name = "MainThread", .pathname = "(unknown file)", .func = "(unknown function)"};
@@ -97,6 +98,13 @@ static void emit(fg_log_handler *h, int level, const char *msg)
     fg_buf_init(&scratch);
     fg_log_handler_emit(h, &r, &scratch);
     fg_buf_free(&scratch);
+}
+
+/* One record, written at once (the synchronous path). */
+static void emit(fg_log_handler *h, int level, const char *msg)
+{
+    emit_batched(h, level, msg);
+    fg_log_handler_flush(h);
 }
 
 static int compare_names(const void *a, const void *b)
@@ -119,16 +127,35 @@ static int list_files(const char *prefix, char names[][256], int max)
     return n;
 }
 
-static void test_rotating_by_size(void **state)
+/* Collected lines are written by the flush, with one write. */
+static void test_batch_written_by_flush(void **state)
 {
     (void)state;
-    char *base = xasprintf("%s/size.log", tmpdir);
+    char *path = xasprintf("%s/batch.log", tmpdir);
+    char *args = xasprintf("('%s', 'a')", path);
+    fg_log_conf *c = open_handler("FileHandler", args);
+    emit_batched(c->handlers[0], FG_INFO, "one");
+    emit_batched(c->handlers[0], FG_INFO, "two");
+    assert_file(path, "");
+    fg_log_handler_flush(c->handlers[0]);
+    assert_file(path, "one\ntwo\n");
+    emit_batched(c->handlers[0], FG_INFO, "three");
+    fg_log_conf_free(c);   /* closing a handler writes what it collected */
+    assert_file(path, "one\ntwo\nthree\n");
+    free(args);
+    free(path);
+}
+
+/* The same files whether each record is written at once or a batch is written together. */
+static void rotating_by_size(bool batched)
+{
+    char *base = xasprintf("%s/size%d.log", tmpdir, (int)batched);
     char *args = xasprintf("('%s', 'a', 100, 2)", base);
     fg_log_conf *c = open_handler("handlers.RotatingFileHandler", args);
     for (int i = 0; i < 14; i++) {
         char msg[32];
         snprintf(msg, sizeof msg, "record-%02d..........", i);   /* 20 bytes + newline */
-        emit(c->handlers[0], FG_INFO, msg);
+        (batched ? emit_batched : emit)(c->handlers[0], FG_INFO, msg);
     }
     fg_log_conf_free(c);
     /* 21-byte lines, rollover when size + line >= 100: four lines per file */
@@ -142,6 +169,13 @@ static void test_rotating_by_size(void **state)
     free(p3);
     free(args);
     free(base);
+}
+
+static void test_rotating_by_size(void **state)
+{
+    (void)state;
+    rotating_by_size(false);
+    rotating_by_size(true);
 }
 
 static void test_timed_rotation_seconds(void **state)
@@ -454,6 +488,7 @@ static void test_flood_drops_and_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_written_by_flush),
         cmocka_unit_test(test_rotating_by_size),
         cmocka_unit_test(test_timed_rotation_seconds),
         cmocka_unit_test(test_timed_names_and_times),
