@@ -58,6 +58,26 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
+def banner_ready(port, host="127.0.0.1"):
+    """True when the daemon greets on port: its event loop runs, so everything it sets up before
+    (control socket, workers) exists. A bare connect only shows that the port is listening."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.settimeout(2)
+            data = b""
+            while b"\n" not in data and len(data) < 1024:
+                chunk = s.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+            if data.startswith(b"220"):
+                s.sendall(b"QUIT\r\n")
+                return True
+            return False
+    except OSError:
+        return False
+
+
 def dot_stuff(data):
     """SMTP DATA encoding of a message: a leading "." doubled on every line, CRLF "." CRLF at the end
     (a CRLF is added first when the data does not end with one)."""
@@ -208,7 +228,7 @@ class Daemon:
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd=self.tmpdir)
         logf.close()
         if wait:
-            ready = wait_for(lambda: self.proc.poll() is not None or port_open(self.port), 15)
+            ready = wait_for(lambda: self.proc.poll() is not None or banner_ready(self.port), 15)
             if self.proc.poll() is not None:
                 raise AssertionError("%s exited with status %s at startup; log:\n%s"
                                      % (FUGLU_BIN, self.proc.returncode, self.log_tail()))
@@ -239,6 +259,31 @@ class Daemon:
                 return b"\n".join(f.read().splitlines()[-lines:]).decode("utf-8", "replace")
         except OSError:
             return "(no log)"
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log)
+        except OSError:
+            return 0
+
+    def log_settled_size(self, quiet=0.1, timeout=3):
+        """The log's size once nothing was added for `quiet` seconds (bounded by timeout): the
+        daemon's log writer gathers lines for a few milliseconds when it is busy, so a line about
+        something that already happened may still be on its way."""
+        deadline = time.monotonic() + timeout * SCALE
+        size, since = self.log_size(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = self.log_size()
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return size
+
+    def wait_log(self, needle, timeout=10, lines=200):
+        """Waits until needle appears in the last `lines` lines of the log; returns whether it did."""
+        return bool(wait_for(lambda: needle in self.log_tail(lines), timeout))
 
 
 def base_config(tmpdir, port, sink_port):

@@ -289,6 +289,7 @@ class NetconsoleTests(NetconsoleCase):
         c.close()
         # the token was for one session: the console is gone
         self.assertTrue(wait_for(lambda: not port_open(port), 5))
+        self.daemon.wait_log("input 1: mc.generation")
         log = self.daemon.log_tail(200)
         self.assertIn("netconsole session opened for 127.0.0.1", log)
         self.assertIn("input 1: mc.generation", log)

@@ -174,10 +174,8 @@ class ReloadCase(FugluCase):
         return lines
 
     def log_size(self):
-        try:
-            return os.path.getsize(self.daemon.log)
-        except OSError:
-            return 0
+        # settled: a line of an earlier step may still be on its way to the file
+        return self.daemon.log_settled_size()
 
     def log_since(self, offset):
         with open(self.daemon.log, "rb") as f:
@@ -313,6 +311,7 @@ class SteadyLoadReloadTests(ReloadCase):
         self.assertTrue(gone, "process workers still running after switching back to threads: %s" % self.workers())
         zombies = [p for p in children(self.pid) if proc_state(p) == "Z"]
         self.assertEqual(zombies, [], "unreaped children")
+        self.daemon.log_settled_size()
         errors = MAIN_ERROR_RE.findall(self.log_since(log_offset))
         self.assertEqual(errors, [], "fuglu.MainController logged errors during good reloads")
 
@@ -384,6 +383,7 @@ class BrokenReloadTests(ReloadCase):
                          "550 old rules", "the old generation's rules must still decide")
 
     def assert_error_logged(self, offset, pattern):
+        wait_for(lambda: any(re.search(pattern, e) for e in MAIN_ERROR_RE.findall(self.log_since(offset))), 10)
         errors = MAIN_ERROR_RE.findall(self.log_since(offset))
         self.assertTrue(any(re.search(pattern, e) for e in errors),
                         "no fuglu.MainController ERROR line matching %r; ERROR lines: %s" % (pattern, errors))

@@ -31,7 +31,7 @@ class ScanTimeoutThreads(FugluCase):
         reply = self.send_one(make_message(subject="next"))
         self.assertTrue(reply.startswith("250 FUGLU REQUEUE("), reply)
         self.assertEqual(len(self.wait_sink(before + 1)), before + 1, "exactly the second message is delivered")
-        self.assertIn("no verdict after 2 s", self.daemon.log_tail(80))
+        self.assertTrue(self.daemon.wait_log("no verdict after 2 s"), self.daemon.log_tail(80))
 
     def test_session_goes_on_after_the_timeout(self):
         with self.client() as c:
@@ -58,4 +58,4 @@ class ScanTimeoutProcesses(FugluCase):
         for i in range(3):
             reply = self.send_one(make_message(subject="after %d" % i))
             self.assertTrue(reply.startswith("250 FUGLU REQUEUE("), reply)
-        self.assertIn("scan timed out: worker killed", self.daemon.log_tail(80))
+        self.assertTrue(self.daemon.wait_log("scan timed out: worker killed"), self.daemon.log_tail(80))
