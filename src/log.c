@@ -481,7 +481,7 @@ static void log_report_drops(log_snapshot *s, fg_buf *scratch)
     char msg[64];
     snprintf(msg, sizeof msg, "%lu log records dropped", n);
     fg_log_record r = {.name = LOG_DROP_LOGGER, .level = FG_WARNING, .message = msg, .created = fg_now(),
-                       .process = getpid(), .thread = (unsigned long)pthread_self(), .thread_name = "fuglu-log",
+                       .process = log_pid(), .thread = (unsigned long)pthread_self(), .thread_name = "fuglu-log",
                        .pathname = __FILE__, .func = __func__, .lineno = __LINE__};
     log_emit(s, &r, scratch);
     log_flush(s);
