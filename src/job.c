@@ -2,6 +2,7 @@
 #include "job.h"
 #include "util.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@ fg_job *fg_job_new(void)
     fg_random_id(job->id);
     job->protocol = "smtp";
     job->action = -1;
+    atomic_init(&job->fate_word, FG_FATE_OPEN);
+    job->fate = &job->fate_word;
     return job;
 }
 
@@ -48,4 +51,49 @@ void fg_job_free(fg_job *job)
     fg_msg_unref(job->msg);
     free(job->reply_text);
     free(job);
+}
+
+/* ---- fate ---- */
+
+bool fg_fate_cancel(fg_fate *f)
+{
+    int expected = FG_FATE_OPEN;
+    if (atomic_compare_exchange_strong(f, &expected, FG_FATE_CANCELLED))
+        return true;
+    return expected == FG_FATE_CANCELLED;
+}
+
+bool fg_fate_commit(fg_fate *f)
+{
+    int expected = FG_FATE_OPEN;
+    if (atomic_compare_exchange_strong(f, &expected, FG_FATE_COMMITTED))
+        return true;
+    return expected == FG_FATE_COMMITTED;
+}
+
+bool fg_fate_is_cancelled(fg_fate *f)
+{
+    return atomic_load(f) == FG_FATE_CANCELLED;
+}
+
+static _Thread_local fg_fate *current_fate;
+
+void fg_fate_set_current(fg_fate *f)
+{
+    current_fate = f;
+}
+
+fg_fate *fg_fate_current(void)
+{
+    return current_fate;
+}
+
+bool fg_job_cancel(fg_job *job)
+{
+    return fg_fate_cancel(job->fate);
+}
+
+bool fg_job_is_cancelled(fg_job *job)
+{
+    return fg_fate_is_cancelled(job->fate);
 }

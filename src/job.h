@@ -7,9 +7,34 @@
 #ifndef FUGLU_JOB_H
 #define FUGLU_JOB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "msg.h"
 #include "smtp_proto.h"
+
+/* Fuglu's action codes (lua/fuglu/actions.lua has the same numbers). */
+enum { FG_ACTION_DUNNO = 0, FG_ACTION_ACCEPT = 1, FG_ACTION_DELETE = 2, FG_ACTION_REJECT = 3, FG_ACTION_DEFER = 4 };
+
+/* A job's fate: whether its message may still be delivered. Two parties race on one atomic word:
+ * the session (main thread), which cancels when it answers the client without the verdict
+ * (scan_timeout, the client went away), and whoever runs the job (a worker thread, or a worker
+ * process through a word in shared memory), which commits just before it sends the final dot of the
+ * re-injection. Exactly one of them wins: a cancelled job is never delivered, and a committed job's
+ * client is answered with the downstream's reply, however long that takes (bounded by
+ * reinject_timeout). So a client answered 4xx never finds its retry delivered twice. */
+enum { FG_FATE_OPEN = 0, FG_FATE_COMMITTED = 1, FG_FATE_CANCELLED = 2 };
+typedef _Atomic int fg_fate;
+
+/* OPEN -> CANCELLED. True when the job is cancelled now (or was already): its message will not be
+ * delivered. False when it was committed: the session must wait for its result. */
+bool fg_fate_cancel(fg_fate *f);
+/* OPEN -> COMMITTED. True when the caller may send the final dot; false when cancelled. */
+bool fg_fate_commit(fg_fate *f);
+bool fg_fate_is_cancelled(fg_fate *f);
+/* The fate of the job the calling thread is running (NULL outside a job): core.reinject commits
+ * through it. Set by fg_lua_worker_handle around the chain. */
+void fg_fate_set_current(fg_fate *f);
+fg_fate *fg_fate_current(void);
 
 typedef struct fg_job {
     char id[33];
@@ -32,6 +57,11 @@ typedef struct fg_job {
     char *reply_text;
     int action;                 /* the final action code, -1 if the chain did not run */
 
+    /* Where the fate lives: &fate_word, or a worker process's word in shared memory while that
+     * process holds the job (procpool.c). Only the main thread changes the pointer. */
+    fg_fate fate_word;
+    fg_fate *fate;
+
     /* owned by the main thread */
     void *owner;                /* the session waiting for this job, or NULL if it went away */
     struct fg_job *next;
@@ -41,5 +71,8 @@ fg_job *fg_job_new(void);
 void fg_job_add_rcpt(fg_job *job, const char *addr, const char *params);
 void fg_job_set_reply(fg_job *job, int code, const char *text);
 void fg_job_free(fg_job *job);
+/* The job's fate, for the session: see fg_fate_cancel. */
+bool fg_job_cancel(fg_job *job);
+bool fg_job_is_cancelled(fg_job *job);
 
 #endif

@@ -176,6 +176,17 @@ static int run_lint(fg_config *cfg, const fg_lua_env *env)
             errors++;
         }
     }
+    /* A message whose end of data went downstream is never answered 451 (its delivery is under
+     * way); the client then waits up to scan_timeout + reinject_timeout. Postfix gives up on the
+     * answer to the end of data after smtp_data_done_timeout (600 s) and retries: a duplicate. */
+    long scan_to = 0, reinject_to = 0;
+    if (fg_config_get_int(cfg, "main", "scan_timeout", 300, &scan_to, NULL) == 0 &&
+        fg_config_get_int(cfg, "main", "reinject_timeout", 60, &reinject_to, NULL) == 0 &&
+        scan_to + reinject_to >= 600)
+        printf("WARNING: scan_timeout (%ld) + reinject_timeout (%ld) is %ld s: at 600 s or more a message "
+               "delivered at the last moment outlives Postfix's smtp_data_done_timeout (600 s) and the MTA's "
+               "retry delivers it twice\n",
+               scan_to, reinject_to, scan_to + reinject_to);
     const char *trashdir = cfg_str(cfg, "main", "trashdir");
     struct stat st;
     if (*trashdir && (stat(trashdir, &st) != 0 || !S_ISDIR(st.st_mode))) {

@@ -3,6 +3,7 @@
  *
  * Frames (one SOCK_SEQPACKET datagram each; integers little-endian u32, strings u32 length + bytes):
  *   parent -> child  'C' config: luadir, worker name, sections (name, options (name, value)...)
+ *                    'S' fate slot: index; SCM_RIGHTS: the pool's shared fate words (a memfd)
  *                    'J' job: id, protocol, local port, peer, helo, from, mail params, recipients
  *                        with params, XFORWARD attributes, message length; SCM_RIGHTS: the message fd
  *   child -> parent  'I' ready for a job      'E' plugins failed to load: text
@@ -23,12 +24,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define FRAME_MAX (4 * 1024 * 1024)
 #define RESPAWN_DELAY_SECONDS 1
+
+/* One job fate word per worker, shared between the parent and that worker process (job.h: the
+ * session cancels, the worker commits before the final dot). A cache line each. */
+typedef struct fate_slot {
+    fg_fate word;
+    char pad[64 - sizeof(fg_fate)];
+} fate_slot;
 
 /* ---- frame encoding ---- */
 
@@ -163,6 +174,9 @@ struct fg_procpool {
     struct event *respawn_timer;
     struct event *watchdog;      /* kills workers stuck on one message beyond scan_timeout */
     unsigned char *rbuf;
+    int fates_fd;                /* memfd behind fates, passed to every worker */
+    fate_slot *fates;            /* nchildren slots, MAP_SHARED */
+    size_t fates_size;
 };
 
 static void child_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -234,14 +248,24 @@ static int spawn_child(fg_procpool *p, child *c)
     evutil_make_socket_nonblocking(c->fd);
     c->ev = event_new(p->o.base, c->fd, EV_READ | EV_PERSIST, child_read_cb, c);
     event_add(c->ev, NULL);
-    if (send_frame(c->fd, &p->config_frame, -1) != 0)
+    fg_buf slot;
+    fg_buf_init(&slot);
+    fg_buf_append(&slot, "S", 1);
+    put_u32(&slot, (uint32_t)(c - p->children));
+    if (send_frame(c->fd, &p->config_frame, -1) != 0 || send_frame(c->fd, &slot, p->fates_fd) != 0)
         fg_log("fuglu.procpool", FG_ERROR, "Worker-%d: cannot send the configuration: %s", c->number, strerror(errno));
+    fg_buf_free(&slot);
     fg_log("fuglu.procpool", FG_DEBUG, "started Worker-%d (pid %ld)", c->number, (long)pid);
     return 0;
 }
 
 static void finish_job(fg_procpool *p, fg_job *job)
 {
+    /* The job's fate moves back from the worker's shared word into the job itself. */
+    if (job->fate != &job->fate_word) {
+        atomic_store(&job->fate_word, atomic_load(job->fate));
+        job->fate = &job->fate_word;
+    }
     p->o.done(job, p->o.done_arg);
 }
 
@@ -453,6 +477,18 @@ static void dispatch(fg_procpool *p)
             p->queue_tail = NULL;
         p->queued--;
         job->next = NULL;
+        if (fg_job_is_cancelled(job)) {
+            /* Answered while queued (scan_timeout, the client left): not worth a worker. */
+            fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
+            job->action = FG_ACTION_DEFER;
+            finish_job(p, job);
+            i--;
+            continue;
+        }
+        /* From here the worker process decides with the parent through its shared word. */
+        fg_fate *slot = &p->fates[c - p->children].word;
+        atomic_store(slot, FG_FATE_OPEN);
+        job->fate = slot;
         c->job = job;
         c->state = CHILD_BUSY;
         c->busy_since = fg_monotonic();
@@ -462,7 +498,9 @@ static void dispatch(fg_procpool *p)
 }
 
 /* A worker looping in a plugin (LuaJIT's compiled loops ignore hooks) would hold its message
- * forever: past scan_timeout it is killed; its message is answered 451 and it is replaced. */
+ * forever: past scan_timeout its job is cancelled and it is killed; its message is answered 451 and
+ * it is replaced. A worker whose job is committed (its final dot is out) is left to read the
+ * downstream's reply: killing it would turn a delivered message into a 451 and a duplicate. */
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -471,7 +509,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
     double now = fg_monotonic();
     for (int i = 0; i < p->nchildren; i++) {
         child *c = &p->children[i];
-        if (c->state == CHILD_BUSY && now - c->busy_since > p->o.scan_timeout)
+        if (c->state == CHILD_BUSY && c->job && now - c->busy_since > p->o.scan_timeout && fg_job_cancel(c->job))
             child_died(p, c, "scan timed out: worker killed");
     }
 }
@@ -495,6 +533,19 @@ fg_procpool *fg_procpool_new(const fg_procpool_opts *opts, char **err)
     p->o.exe_path = xstrdup(opts->exe_path);
     p->o.logging_conf = opts->logging_conf ? xstrdup(opts->logging_conf) : NULL;
     p->rbuf = xmalloc(FRAME_MAX);
+    p->fates_size = ((size_t)p->o.nprocs * sizeof(fate_slot) + 4095) & ~(size_t)4095;
+    p->fates_fd = memfd_create("fuglu-fates", MFD_CLOEXEC);
+    if (p->fates_fd < 0 || ftruncate(p->fates_fd, (off_t)p->fates_size) != 0
+        || (p->fates = mmap(NULL, p->fates_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->fates_fd, 0)) == MAP_FAILED) {
+        *err = xasprintf("cannot create the workers' shared memory: %s", strerror(errno));
+        if (p->fates_fd >= 0)
+            close(p->fates_fd);
+        free(p->rbuf);
+        free((char *)p->o.exe_path);
+        free((char *)p->o.logging_conf);
+        free(p);
+        return NULL;
+    }
     build_config_frame(p);
     p->respawn_timer = evtimer_new(p->o.base, respawn_cb, p);
     p->watchdog = event_new(p->o.base, -1, EV_PERSIST, watchdog_cb, p);
@@ -619,6 +670,8 @@ void fg_procpool_free(fg_procpool *p)
     event_free(p->respawn_timer);
     event_free(p->watchdog);
     fg_buf_free(&p->config_frame);
+    munmap(p->fates, p->fates_size);
+    close(p->fates_fd);
     free(p->rbuf);
     free((char *)p->o.exe_path);
     free((char *)p->o.logging_conf);
@@ -783,6 +836,25 @@ int fg_procworker_main(int fd)
         }
     }
     free(logging_conf);
+    /* The fate slot: this worker's word in the pool's shared memory (job.h). */
+    fg_fate *fate = NULL;
+    n = recv_frame(fd, buf, &passed);
+    if (n >= 5 && buf[0] == 'S' && passed >= 0) {
+        reader sr = {.p = buf + 1, .left = (size_t)n - 1};
+        uint32_t index = get_u32(&sr);
+        struct stat st;
+        if (fstat(passed, &st) == 0 && (uint64_t)(index + 1) * sizeof(fate_slot) <= (uint64_t)st.st_size) {
+            fate_slot *slots = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, passed, 0);
+            if (slots != MAP_FAILED)
+                fate = &slots[index].word;
+        }
+    }
+    if (passed >= 0)
+        close(passed);
+    if (!fate) {
+        fprintf(stderr, "fuglu worker: no fate slot received\n");
+        return 1;
+    }
     fg_lua_env env = {.luadir = luadir ? luadir : ""};
     child_fd = fd;
     fg_stats_set_forwarder(&child_forwarder);
@@ -812,7 +884,7 @@ int fg_procworker_main(int fd)
             free(err);
             err = NULL;
             put_u32(&b, 451);
-            put_u32(&b, 4);
+            put_u32(&b, FG_ACTION_DEFER);
             put_str(&b, "4.3.0 internal problem - message deferred");
             send_frame(fd, &b, -1);
             fg_buf_free(&b);
@@ -822,6 +894,7 @@ int fg_procworker_main(int fd)
         char *state = xasprintf("Suspect %s: starting", job->id);
         fg_stats_worker_set_state(NULL, state, true);
         free(state);
+        job->fate = fate;
         fg_lua_worker_handle(w, job);
         put_u32(&b, (uint32_t)job->reply_code);
         put_u32(&b, (uint32_t)job->action);

@@ -83,6 +83,7 @@ typedef struct reinject_session {
 } reinject_session;
 
 enum { RJ_DONE = 0, RJ_STALE = 1 };
+#define RJ_CANCELLED (-2)       /* reinject_send_data: the fate was cancelled before the final dot */
 
 fg_reinject_cache *fg_reinject_cache_new(void)
 {
@@ -608,12 +609,36 @@ static int reinject_send_data(reinject_session *s)
             }
         }
     }
+    /* Everything but the end of data goes out first; the final dot only once the job is
+     * committed, so a job cancelled until then delivers nothing. After the commit there is a
+     * write of five bytes at most and one reply to wait for. */
+    if (rc == 0 && out.len) {
+        rc = reinject_write_all(s->c, out.data, out.len, s->timeout);
+        fg_buf_clear(&out);
+    }
     if (rc == 0) {
+        if (req->fate && !fg_fate_commit(req->fate)) {
+            fg_buf_free(&out);
+            return RJ_CANCELLED;
+        }
         smtp_data_encode_end(&enc, &out);
         rc = reinject_write_all(s->c, out.data, out.len, s->timeout);
     }
     fg_buf_free(&out);
     return rc;
+}
+
+/* The job was cancelled before its final dot: nothing is delivered. Mid-DATA (drop) the connection
+ * is closed: the only way to make the downstream discard what it got. */
+static void reinject_fail_cancelled(reinject_session *s, bool drop)
+{
+    s->res->ok = false;
+    s->res->code = 0;
+    s->res->temporary = true;
+    s->res->cancelled = true;
+    reinject_set_text(s->res, "not delivered: the client was answered before the re-injection finished");
+    if (drop)
+        reinject_close(s->c);
 }
 
 /* Reads the RCPT replies and applies the recipient rules (reported only if report). Without
@@ -791,7 +816,12 @@ static int reinject_transaction(reinject_session *s, bool reused)
         return RJ_DONE;
     }
     s->stage = "while sending the message";
-    if (reinject_send_data(s) < 0) {
+    rc = reinject_send_data(s);
+    if (rc == RJ_CANCELLED) {
+        reinject_fail_cancelled(s, true);
+        return RJ_DONE;
+    }
+    if (rc < 0) {
         reinject_fail_io(s);
         return RJ_DONE;
     }
@@ -840,6 +870,10 @@ int fg_reinject_send(fg_reinject_cache *c, const fg_reinject_req *req, fg_reinje
 {
     reinject_session s = {.c = c, .req = req, .res = res, .timeout = req->timeout > 0 ? req->timeout : 60.0};
     memset(res, 0, sizeof *res);
+    if (req->fate && fg_fate_is_cancelled(req->fate)) {
+        reinject_fail_cancelled(&s, false);
+        return -1;
+    }
     if (!req->nrcpt || reinject_request_unsafe(req)) {
         res->code = 0;
         res->temporary = false;

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "job.h"
 
 typedef struct fg_reinject_cache fg_reinject_cache;
 
@@ -37,6 +38,10 @@ typedef struct fg_reinject_req {
     size_t prefix_len;
     const char *body;            /* the message */
     size_t body_len;
+    /* The job's fate (job.h), or NULL: nothing is sent once it is cancelled, and the final dot
+     * goes out only after fg_fate_commit succeeded. Cancelled before that, the connection is
+     * dropped mid-DATA, so the downstream discards the partial message. */
+    fg_fate *fate;
 } fg_reinject_req;
 
 typedef struct fg_reinject_res {
@@ -45,6 +50,7 @@ typedef struct fg_reinject_res {
     char text[512];              /* that reply's text without the code ("2.0.0 Ok: queued as X"),
                                     or a local reason ("connect to 127.0.0.1:10026 failed: ...") */
     bool temporary;              /* when !ok: retrying later may succeed (4xx, network) vs 5xx */
+    bool cancelled;              /* when !ok: the job was cancelled (its client was answered already) */
 } fg_reinject_res;
 
 /* Always fills *res. Recipient handling: if any RCPT is refused the transaction is aborted (RSET)

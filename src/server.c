@@ -145,8 +145,12 @@ static void session_free(session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
-    if (s->inflight)
-        s->inflight->owner = NULL; /* the job finishes; its answer has nobody to go to */
+    if (s->inflight) {
+        /* The client left before its answer and will send the message again: this copy is not
+         * delivered unless its final dot is out already. */
+        fg_job_cancel(s->inflight);
+        s->inflight->owner = NULL;
+    }
     transaction_reset(s);
     if (s->scan_timer)
         event_free(s->scan_timer);
@@ -434,8 +438,11 @@ static void finish_data(session *s)
     }
 }
 
-/* The verdict did not come within scan_timeout (a plugin looping or stuck): the client gets 451 and
- * can go on; the job is left to its worker, whose late answer goes nowhere (fg_server_job_done). */
+/* The verdict did not come within scan_timeout (a plugin looping or stuck, a slow downstream). The
+ * job is cancelled first: then it is never delivered, the client gets 451 and can go on, and the
+ * job's late answer goes nowhere (fg_server_job_done). A job that has already sent its final dot
+ * downstream cannot be cancelled: the session waits for the downstream's reply (bounded by
+ * reinject_timeout), since a 451 now would make the MTA's retry a duplicate. */
 static void scan_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -443,6 +450,12 @@ static void scan_timeout_cb(evutil_socket_t fd, short what, void *arg)
     session *s = arg;
     if (s->state != ST_WAIT || !s->inflight)
         return;
+    if (!fg_job_cancel(s->inflight)) {
+        fg_log("fuglu.smtpsession", FG_WARNING,
+               "%s: no verdict after %d s, but the message is being delivered: waiting for the downstream's answer",
+               s->inflight->id, s->srv->o.scan_timeout);
+        return;
+    }
     fg_log("fuglu.smtpsession", FG_ERROR, "%s: no verdict after %d s (a plugin is stuck?), message deferred",
            s->inflight->id, s->srv->o.scan_timeout);
     s->inflight->owner = NULL;
@@ -563,8 +576,12 @@ void fg_server_job_done(fg_job *job, void *arg)
     session *s = job->owner;
     (void)srv;
     if (!s) {
-        fg_log("fuglu.smtpsession", FG_WARNING, "%s: client went away before the answer (%d %s)", job->id,
-               job->reply_code, job->reply_text ? job->reply_text : "");
+        if (fg_job_is_cancelled(job))
+            fg_log("fuglu.smtpsession", FG_INFO, "%s: finished after its client was answered; not delivered (%d %s)",
+                   job->id, job->reply_code, job->reply_text ? job->reply_text : "");
+        else
+            fg_log("fuglu.smtpsession", FG_WARNING, "%s: client went away before the answer (%d %s)", job->id,
+                   job->reply_code, job->reply_text ? job->reply_text : "");
         fg_job_free(job);
         return;
     }

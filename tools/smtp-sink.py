@@ -28,6 +28,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 MAX_LINE = 1 << 20          # command lines longer than this are refused (the sink is not a limit test)
 
@@ -35,9 +36,19 @@ MAX_LINE = 1 << 20          # command lines longer than this are refused (the si
 class _Handler(socketserver.StreamRequestHandler):
     timeout = 120
 
-    def reply(self, text):
+    def reply(self, text, after_data=False):
+        self.pause(after_data)
         self.wfile.write(text.encode("utf-8", "surrogateescape") + b"\r\n")
         self.wfile.flush()
+
+    def pause(self, after_data=False):
+        """A slow downstream: `delay` seconds before every reply, `data_delay` instead before the
+        one to the end of data, which comes after the message is stored (both settable at any
+        time; bounded so that a test cannot hang on them)."""
+        sink = self.server.sink
+        seconds = sink.data_delay if after_data else sink.delay
+        if seconds:
+            time.sleep(min(float(seconds), 60.0))
 
     def reset(self):
         self.mail_from = None
@@ -74,6 +85,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if verb == "EHLO":
             self.helo, self.esmtp = arg, True
             self.reset()
+            self.pause()
             lines = ["%s" % sink.hostname] + list(sink.extensions)
             for i, text in enumerate(lines):
                 self.wfile.write(("250%s%s\r\n" % ("-" if i < len(lines) - 1 else " ", text)).encode())
@@ -118,7 +130,7 @@ class _Handler(socketserver.StreamRequestHandler):
             if data is None:
                 return False
             if sink.fail.get("DATA"):
-                self.reply(sink.fail["DATA"])
+                self.reply(sink.fail["DATA"], after_data=True)
             else:
                 n = sink.store(data, {
                     "helo": self.helo, "esmtp": self.esmtp,
@@ -126,7 +138,7 @@ class _Handler(socketserver.StreamRequestHandler):
                     "rcpt_tos": self.rcpt_tos, "rcpt_options": self.rcpt_options,
                     "xforward": dict(self.xforward),
                 })
-                self.reply("250 2.0.0 Ok: queued as sink%d" % n)
+                self.reply("250 2.0.0 Ok: queued as sink%d" % n, after_data=True)
             self.reset()
             self.xforward = {}
         elif verb == "RSET":
@@ -187,6 +199,8 @@ class SmtpSink:
         self.port = port
         self.fail = dict(fail or {})
         self.hostname = hostname
+        self.delay = 0              # seconds before each reply (a slow downstream)
+        self.data_delay = 0         # seconds before the reply to the end of data
         self.extensions = list(self.EXTENSIONS)
         self.commands = []            # every command line received, in order (all connections)
         self._lock = threading.Lock()

@@ -50,6 +50,16 @@ class CliTests(unittest.TestCase):
         r = self.run_cli("--lint", "-c", self.write_config())
         self.assertEqual(r.returncode, 0, "lint of a good config failed:\n%s%s" % (r.stdout.decode(), r.stderr.decode()))
 
+    def test_lint_warns_when_timeouts_outlive_postfix(self):
+        # scan_timeout + reinject_timeout >= 600 s: a message delivered at the last moment is
+        # answered after Postfix gave up (smtp_data_done_timeout 600 s) and retried: a duplicate.
+        r = self.run_cli("--lint", "-c", self.write_config(main__scan_timeout="560", main__reinject_timeout="60"))
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out + r.stderr.decode())   # a warning, not an error
+        self.assertRegex(out, r"WARNING: scan_timeout \(560\) \+ reinject_timeout \(60\).*smtp_data_done_timeout")
+        r = self.run_cli("--lint", "-c", self.write_config(main__scan_timeout="300", main__reinject_timeout="60"))
+        self.assertNotIn("smtp_data_done_timeout", r.stdout.decode())
+
     def test_lint_one_missing_plugin(self):
         r = self.run_cli("--lint", "-c", self.write_config(main__plugins="testaction,no_such_plugin_x"))
         self.assertEqual(r.returncode, 1, "%s%s" % (r.stdout.decode(), r.stderr.decode()))

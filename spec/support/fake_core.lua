@@ -19,6 +19,7 @@ end
 function core.now() return clock(0) end
 function core.monotonic() return clock(1) end
 function core.hostname() return "localhost" end
+function core.job_cancelled() return false end
 
 local seeded = false
 function core.random_id()

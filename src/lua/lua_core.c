@@ -430,13 +430,24 @@ static int core_reinject(lua_State *L)
 
     fg_reinject_res res;
     memset(&res, 0, sizeof res);
+    req.fate = fg_fate_current();
     fg_reinject_send(core_reinject_cache(), &req, &res);
     res.text[sizeof res.text - 1] = '\0';
     lua_pushboolean(L, res.ok);
     lua_pushinteger(L, res.code);
     lua_pushstring(L, res.text);
     lua_pushboolean(L, res.temporary);
-    return 4;
+    lua_pushboolean(L, res.cancelled);
+    return 5;
+}
+
+/* core.job_cancelled(): true when the message being scanned by this worker was answered already
+ * (scan_timeout, the client went away) and must not be delivered. */
+static int core_job_cancelled(lua_State *L)
+{
+    fg_fate *f = fg_fate_current();
+    lua_pushboolean(L, f && fg_fate_is_cancelled(f));
+    return 1;
 }
 
 static const luaL_Reg core_functions[] = {
@@ -451,6 +462,7 @@ static const luaL_Reg core_functions[] = {
     {"rfc2047_decode", core_rfc2047_decode},
     {"header_encode", core_header_encode},
     {"reinject", core_reinject},
+    {"job_cancelled", core_job_cancelled},
     {NULL, NULL},
 };
 

@@ -199,6 +199,15 @@ static void push_job(lua_State *L, fg_job *job)
 void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
 {
     lua_State *L = w->L;
+    if (fg_job_is_cancelled(job)) {
+        /* Its client was answered while it waited in the queue: not scanned, not delivered. */
+        fg_log("fuglu.SessionHandler", FG_INFO, "%s: answered already (scan_timeout or the client left), not scanned",
+               job->id);
+        fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
+        job->action = FG_ACTION_DEFER;
+        return;
+    }
+    fg_fate_set_current(job->fate);
     lua_settop(L, 0);
     lua_pushcfunction(L, traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
@@ -212,8 +221,9 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
         fg_log("fuglu.SessionHandler", FG_ERROR, "%s: error in the scan chain: %s", job->id, lua_tostring(L, -1));
         fg_stats_exception(fg_stats_global(), NULL, job->id, lua_tostring(L, -1)); /* monitoring: exceptionlist */
         fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
-        job->action = 4;
+        job->action = FG_ACTION_DEFER;
         lua_settop(L, 0);
+        fg_fate_set_current(NULL);
         return;
     }
     int code = 451;
@@ -242,6 +252,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
         free(clean);
     }
     lua_settop(L, 0);
+    fg_fate_set_current(NULL);
 }
 
 void fg_lua_worker_after(fg_lua_worker *w)
