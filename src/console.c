@@ -39,7 +39,7 @@ struct fg_console {
     struct event_base *base;
     const fg_config *cfg;
     char *luadir;
-    fg_pool *pool;
+    fg_generation *gen;
     lua_State *L;
     int module_ref;         /* fuglu.console */
     int generation;
@@ -90,7 +90,6 @@ fg_console *fg_console_new(const fg_console_opts *opts)
     c->base = opts->base;
     c->cfg = opts->cfg;
     c->luadir = xstrdup(opts->luadir);
-    c->pool = opts->pool;
     c->module_ref = LUA_NOREF;
     c->mc_ref = LUA_NOREF;
     c->generation = 1;
@@ -100,9 +99,9 @@ fg_console *fg_console_new(const fg_console_opts *opts)
     return c;
 }
 
-void fg_console_set_pool(fg_console *c, fg_pool *pool)
+void fg_console_set_generation_in_service(fg_console *c, fg_generation *g)
 {
-    c->pool = pool;
+    c->gen = g;
 }
 
 static void console_push_generation(fg_console *c)
@@ -169,9 +168,12 @@ static int host_workers(lua_State *L)
 {
     fg_console *c = lua_touserdata(L, lua_upvalueindex(1));
     lua_newtable(L);
-    if (c->pool) {
-        set_int(L, "threads", fg_pool_thread_count(c->pool));
-        set_int(L, "pending", (double)fg_pool_pending(c->pool));
+    if (c->gen) {
+        set_int(L, "threads", fg_generation_workers(c->gen));
+        set_int(L, "pending", (double)fg_generation_pending(c->gen));
+        set_int(L, "queued", (double)fg_generation_queued(c->gen));
+        lua_pushstring(L, fg_generation_backend(c->gen));
+        lua_setfield(L, -2, "backend");
     }
     fg_stats *s = fg_stats_global();
     if (s) {

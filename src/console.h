@@ -13,7 +13,7 @@
 
 #include <event2/event.h>
 #include "config.h"
-#include "pool.h"
+#include "generation.h"
 #include "util.h"
 
 typedef struct fg_console fg_console;
@@ -26,13 +26,13 @@ typedef struct fg_console_opts {
     struct event_base *base;
     const fg_config *cfg;       /* must outlive the console */
     const char *luadir;
-    fg_pool *pool;              /* for mc:workers(); may be NULL */
 } fg_console_opts;
 
 /* Remembers the options; the controller state is made when first needed. Also makes this the
  * console the control command `netconsole` uses. */
 fg_console *fg_console_new(const fg_console_opts *opts);
-void fg_console_set_pool(fg_console *c, fg_pool *pool);
+/* The generation in service, for mc:workers() (set on start and on every swap). */
+void fg_console_set_generation_in_service(fg_console *c, fg_generation *g);
 /* The generation the workers now run (mc.generation). mc's own config and plugins stay the ones the
  * controller state was made with. */
 void fg_console_set_generation(fg_console *c, int generation);

@@ -2,6 +2,7 @@
 #include "generation.h"
 #include "log.h"
 #include "procpool.h"
+#include "threadpool.h"
 
 #include <dirent.h>
 #include <glib.h>
@@ -15,8 +16,8 @@ struct fg_generation {
     int number;
     fg_config *cfg;
     char *fingerprint;
+    fg_lua_scanner scanner;      /* what the thread workers run (the process workers build their own) */
     fg_pool *pool;
-    fg_procpool *procpool;
 };
 
 fg_config *fg_generation_load_config(const char *config_path, char **err)
@@ -210,33 +211,39 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
     g->number = number;
     g->cfg = cfg;
     g->fingerprint = fingerprint;
+    g->scanner = (fg_lua_scanner){.cfg = cfg, .env = env->lua};
+    fg_scanner scanner = fg_lua_scanner_of(&g->scanner);
     char *err = NULL;
     if (process) {
-        fg_procpool_opts po = {
-            .cfg = cfg,
-            .env = env->lua,
-            .nprocs = (int)initialprocs,
-            .base = env->base,
-            .done = env->done,
-            .done_arg = env->done_arg,
-            .exe_path = env->exe_path,
-            .logging_conf = env->logging_conf,
-            .scan_timeout = (int)scan_timeout,
-        };
-        g->procpool = fg_procpool_new(&po, &err);
+        /* A plugin that does not load should stop the start-up here, not in every child. */
+        void *probe = scanner.open(scanner.arg, "probe", &err);
+        if (probe) {
+            scanner.close(probe);
+            fg_procpool_opts po = {
+                .cfg = cfg,
+                .luadir = env->lua.luadir,
+                .nprocs = (int)initialprocs,
+                .base = env->base,
+                .done = env->done,
+                .done_arg = env->done_arg,
+                .exe_path = env->exe_path,
+                .logging_conf = env->logging_conf,
+                .scan_timeout = (int)scan_timeout,
+            };
+            g->pool = fg_procpool_new(&po, &err);
+        }
     } else {
-        fg_pool_opts po = {
-            .cfg = cfg,
-            .env = env->lua,
+        fg_threadpool_opts po = {
+            .scanner = scanner,
             .minthreads = (int)minthreads,
             .maxthreads = (int)maxthreads,
             .base = env->base,
             .done = env->done,
             .done_arg = env->done_arg,
         };
-        g->pool = fg_pool_new(&po, &err);
+        g->pool = fg_threadpool_new(&po, &err);
     }
-    if (!g->pool && !g->procpool) {
+    if (!g->pool) {
         fg_buf_printf(report, "%s\n", err ? err : "the worker pool could not be started");
         free(err);
         fg_config_free(cfg);
@@ -249,32 +256,42 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
 
 int fg_generation_submit(fg_generation *g, fg_job *job)
 {
-    return g->pool ? fg_pool_submit(g->pool, job) : fg_procpool_submit(g->procpool, job);
+    return fg_pool_submit(g->pool, job);
 }
 
 fg_job *fg_generation_retire(fg_generation *g)
 {
-    return g->pool ? fg_pool_take_queued(g->pool) : fg_procpool_take_queued(g->procpool);
+    return fg_pool_take_queued(g->pool);
 }
 
 void fg_generation_stop(fg_generation *g, int code, const char *text)
 {
-    if (g->pool)
-        fg_pool_stop(g->pool, code, text);
-    else
-        fg_procpool_stop(g->procpool, code, text);
+    fg_pool_stop(g->pool, code, text);
 }
 
 size_t fg_generation_pending(fg_generation *g)
 {
-    return g->pool ? fg_pool_pending(g->pool) : fg_procpool_pending(g->procpool);
+    return fg_pool_pending(g->pool);
+}
+
+size_t fg_generation_queued(fg_generation *g)
+{
+    return fg_pool_queued(g->pool);
+}
+
+int fg_generation_workers(fg_generation *g)
+{
+    return fg_pool_workers(g->pool);
+}
+
+char *fg_generation_describe(fg_generation *g)
+{
+    return fg_pool_describe(g->pool);
 }
 
 int fg_generation_finished(fg_generation *g)
 {
-    if (fg_generation_pending(g) > 0)
-        return 0;
-    return g->pool ? fg_pool_thread_count(g->pool) == 0 : fg_procpool_count(g->procpool) == 0;
+    return fg_pool_pending(g->pool) == 0 && fg_pool_workers(g->pool) == 0;
 }
 
 int fg_generation_number(const fg_generation *g)
@@ -284,7 +301,7 @@ int fg_generation_number(const fg_generation *g)
 
 const char *fg_generation_backend(const fg_generation *g)
 {
-    return g->pool ? "thread" : "process";
+    return fg_pool_backend(g->pool);
 }
 
 const char *fg_generation_fingerprint_of(const fg_generation *g)
@@ -297,19 +314,11 @@ const fg_config *fg_generation_config(const fg_generation *g)
     return g->cfg;
 }
 
-fg_pool *fg_generation_thread_pool(fg_generation *g)
-{
-    return g->pool;
-}
-
 void fg_generation_free(fg_generation *g)
 {
     if (!g)
         return;
-    if (g->pool)
-        fg_pool_free(g->pool);
-    if (g->procpool)
-        fg_procpool_free(g->procpool);
+    fg_pool_free(g->pool);
     fg_config_free(g->cfg);
     free(g->fingerprint);
     free(g);

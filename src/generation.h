@@ -46,7 +46,11 @@ int fg_generation_submit(fg_generation *g, fg_job *job);
 fg_job *fg_generation_retire(fg_generation *g);
 /* Stops; queued jobs are answered with code/text. */
 void fg_generation_stop(fg_generation *g, int code, const char *text);
-size_t fg_generation_pending(fg_generation *g);
+size_t fg_generation_pending(fg_generation *g);   /* queued or running */
+size_t fg_generation_queued(fg_generation *g);    /* waiting for a free worker */
+int fg_generation_workers(fg_generation *g);      /* threads or processes alive */
+/* One line per worker, or a summary of the threads; caller frees. */
+char *fg_generation_describe(fg_generation *g);
 /* A retired generation is finished when no message is pending and no worker is left (a thread may
  * still be running appenders after its message was answered): freeing it then never blocks. */
 int fg_generation_finished(fg_generation *g);
@@ -54,7 +58,6 @@ int fg_generation_number(const fg_generation *g);
 const char *fg_generation_backend(const fg_generation *g);
 const char *fg_generation_fingerprint_of(const fg_generation *g);
 const fg_config *fg_generation_config(const fg_generation *g);
-fg_pool *fg_generation_thread_pool(fg_generation *g); /* NULL for the process backend */
 void fg_generation_free(fg_generation *g);
 
 #endif

@@ -9,8 +9,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "msg.h"
+#include "portspec.h"
 #include "smtp_proto.h"
+#include "util.h"
 
 /* Fuglu's action codes (lua/fuglu/actions.lua has the same numbers). */
 enum { FG_ACTION_DUNNO = 0, FG_ACTION_ACCEPT = 1, FG_ACTION_DELETE = 2, FG_ACTION_REJECT = 3, FG_ACTION_DEFER = 4 };
@@ -38,7 +41,8 @@ fg_fate *fg_fate_current(void);
 
 typedef struct fg_job {
     char id[33];
-    const char *protocol;       /* "smtp", ... (static string) */
+    fg_proto proto;             /* the session type that received it */
+    const char *protocol;       /* its name: fg_proto_name(proto) */
     int local_port;
     char *peer_addr;            /* IP of the connecting MTA */
     char *helo;                 /* HELO/EHLO argument, or NULL */
@@ -67,12 +71,33 @@ typedef struct fg_job {
     struct fg_job *next;
 } fg_job;
 
-fg_job *fg_job_new(void);
+fg_job *fg_job_new(fg_proto proto);
 void fg_job_add_rcpt(fg_job *job, const char *addr, const char *params);
 void fg_job_set_reply(fg_job *job, int code, const char *text);
 void fg_job_free(fg_job *job);
 /* The job's fate, for the session: see fg_fate_cancel. */
 bool fg_job_cancel(fg_job *job);
 bool fg_job_is_cancelled(fg_job *job);
+
+/* The envelope as one process-backend frame body (frame.h), without the message bytes, which
+ * travel as a descriptor. fg_job_decode returns NULL with *err on a malformed frame; the message
+ * is attached by the caller. */
+void fg_job_encode(const fg_job *job, fg_buf *b);
+struct fg_frame_reader;
+fg_job *fg_job_decode(struct fg_frame_reader *r, uint64_t *msg_len, char **err);
+
+/* A FIFO of jobs linked by next, bounded by max (0 = unbounded). Not locked: each pool guards its
+ * own (threadpool.c under its mutex, procpool.c on the main thread). */
+typedef struct fg_job_queue {
+    fg_job *head, *tail;
+    size_t count;
+    size_t max;
+} fg_job_queue;
+
+/* 0, or -1 when the queue is full. */
+int fg_job_queue_push(fg_job_queue *q, fg_job *job);
+fg_job *fg_job_queue_pop(fg_job_queue *q);
+/* Empties the queue: its jobs in order, linked by next. */
+fg_job *fg_job_queue_take_all(fg_job_queue *q);
 
 #endif

@@ -12,7 +12,7 @@
 #include "console.h" /* debugging: --console, netconsole */
 #include "control.h"
 #include "generation.h"
-#include "procpool.h"
+#include "procworker.h"
 #include "log.h"
 #include "lua/lua_worker.h"
 #include "metrics.h"
@@ -334,9 +334,9 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 
 static void point_tools_at_current(daemon_state *d)
 {
-    fg_console_set_pool(d->console, fg_generation_thread_pool(d->gen)); /* debugging */
+    fg_console_set_generation_in_service(d->console, d->gen); /* debugging */
     if (d->metrics)
-        fg_metrics_set_pool(d->metrics, fg_generation_thread_pool(d->gen));
+        fg_metrics_set_generation(d->metrics, d->gen);
 }
 
 /* Whether a line of the lint transcript reports a problem (the rest is progress: "Loading
@@ -744,7 +744,7 @@ int main(int argc, char **argv)
     d.mrtg = fg_mrtg_new(d.base, d.stats, cfg_str(cfg, "main", "mrtgdir"),
                          (double)cfg_int(cfg, "main", "mrtg_interval", 30));
     const char *metricsport = cfg_str(cfg, "main", "metricsport");
-    if (*metricsport && !(d.metrics = fg_metrics_new(d.base, d.stats, NULL, metricsport, &err))) {
+    if (*metricsport && !(d.metrics = fg_metrics_new(d.base, d.stats, metricsport, &err))) {
         fg_log("fuglu.MainController", FG_ERROR, "metrics endpoint not started: %s", err);
         free(err);
     }

@@ -21,7 +21,7 @@ typedef struct metrics_sample {
 
 struct fg_metrics {
     fg_stats *stats;
-    fg_pool *pool;
+    fg_generation *gen;         /* in service; NULL before the first one */
     struct evhttp *http;
     struct event *sampler;
     metrics_sample samples[METRICS_SAMPLES];
@@ -232,10 +232,8 @@ static void metrics_html_escape(fg_buf *b, const char *s)
 
 static long metrics_queue(const fg_metrics *m, const fg_stats_snapshot *snap)
 {
-    if (!m->pool)
-        return -1;
-    long queue = (long)fg_pool_pending(m->pool) - snap->workers_busy;
-    return queue < 0 ? 0 : queue;
+    (void)snap;
+    return m->gen ? (long)fg_generation_queued(m->gen) : -1;
 }
 
 static void metrics_status_page(fg_buf *b, fg_metrics *m)
@@ -319,7 +317,7 @@ static void metrics_on_request(struct evhttp_request *req, void *arg)
     fg_buf_free(&body);
 }
 
-fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, fg_pool *pool, const char *port, char **err)
+fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, const char *port, char **err)
 {
     char *end = NULL;
     long number = strtol(port, &end, 10);
@@ -329,7 +327,6 @@ fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, fg_pool *pool, 
     }
     fg_metrics *m = xcalloc(1, sizeof *m);
     m->stats = s;
-    m->pool = pool;
     m->http = evhttp_new(base);
     if (!m->http || evhttp_bind_socket(m->http, "127.0.0.1", (uint16_t)number) != 0) {
         *err = xasprintf("cannot listen on 127.0.0.1:%ld for the metrics endpoint", number);
@@ -349,10 +346,10 @@ fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, fg_pool *pool, 
     return m;
 }
 
-void fg_metrics_set_pool(fg_metrics *m, fg_pool *pool)
+void fg_metrics_set_generation(fg_metrics *m, fg_generation *g)
 {
     if (m)
-        m->pool = pool;
+        m->gen = g;
 }
 
 void fg_metrics_free(fg_metrics *m)

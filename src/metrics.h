@@ -12,16 +12,16 @@
 #define FUGLU_METRICS_H
 
 #include <event2/event.h>
-#include "pool.h"
+#include "generation.h"
 #include "stats.h"
 #include "util.h"
 
 typedef struct fg_metrics fg_metrics;
 
-/* port: the metricsport value. NULL with *err when it cannot listen. pool may be NULL. */
-fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, fg_pool *pool, const char *port, char **err);
-/* The pool is created after the metrics listener may be (set it when it exists). */
-void fg_metrics_set_pool(fg_metrics *m, fg_pool *pool);
+/* port: the metricsport value. NULL with *err when it cannot listen. */
+fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, const char *port, char **err);
+/* The generation in service, asked for its queue (set on start and on every swap). */
+void fg_metrics_set_generation(fg_metrics *m, fg_generation *g);
 void fg_metrics_free(fg_metrics *m);
 
 /* The Prometheus text for a snapshot (exposed for the unit tests). queue < 0: not shown. */

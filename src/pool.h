@@ -1,50 +1,66 @@
-/* pool: the scan worker threads of one generation and their bounded job queue.
+/* pool: what a generation scans with, whichever the backend ([performance] backend).
  *
- * The main thread submits jobs; a worker runs the Lua chain (and the re-injection) and hands the job
- * back to the main thread through a libevent event, where the done callback answers the client.
- * Workers start at minthreads and grow at once (one per waiting job, up to maxthreads) when jobs
- * queue up; a worker idle for idle_seconds exits while more than minthreads run. The main thread
- * never waits for a worker.
+ * Two backends implement it: threads (threadpool.c: worker threads in this process) and processes
+ * (procpool.c: re-executed workers fed over socketpairs). Both take jobs on the main thread,
+ * queue them in one bounded fg_job_queue (job.h), run them on a worker and hand every submitted
+ * job back to the main thread through the done callback, exactly once. The pools know nothing of
+ * Lua: the thread backend runs an fg_scanner's functions, and the process workers run the same
+ * scanner in their own process (procworker.c).
  */
 #ifndef FUGLU_POOL_H
 #define FUGLU_POOL_H
 
-#include <event2/event.h>
 #include <stddef.h>
-#include "config.h"
 #include "job.h"
-#include "lua/lua_worker.h"
 
 typedef struct fg_pool fg_pool;
 typedef void (*fg_pool_done_fn)(fg_job *job, void *arg);
 
-typedef struct fg_pool_opts {
-    const fg_config *cfg;       /* read-only while the pool lives */
-    fg_lua_env env;
-    int minthreads;
-    int maxthreads;
-    size_t queue_max;
-    double idle_seconds;
-    struct event_base *base;
-    fg_pool_done_fn done;       /* called on the main thread for every submitted job */
-    void *done_arg;
-} fg_pool_opts;
+/* What one worker runs. open is called once per worker (a Lua state with the plugins loaded; NULL
+ * with *err when they do not load), scan for each job (fills the reply), after once the job has
+ * been handed back (the appenders), close when the worker ends. */
+typedef struct fg_scanner {
+    void *(*open)(void *arg, const char *worker_name, char **err);
+    void (*scan)(void *state, fg_job *job);
+    void (*after)(void *state);
+    void (*close)(void *state);
+    void *arg;
+} fg_scanner;
 
-/* Loads minthreads Lua states on the calling thread first, so a plugin that does not load is
- * reported here (NULL, *err). */
-fg_pool *fg_pool_new(const fg_pool_opts *opts, char **err);
-/* 0, or -1 when the queue is full or the pool is stopping (the caller answers 4xx). */
-int fg_pool_submit(fg_pool *p, fg_job *job);
-/* Stops taking jobs; jobs still queued come back through the done callback with this reply;
- * running jobs finish normally. */
-void fg_pool_stop(fg_pool *p, int code, const char *text);
-/* For a generation swap: stops taking jobs and hands back the jobs not started yet (a list linked
- * by job->next, in order) so they can go to the new pool; running jobs finish here. */
-fg_job *fg_pool_take_queued(fg_pool *p);
-/* Jobs queued or running. */
-size_t fg_pool_pending(fg_pool *p);
-int fg_pool_thread_count(fg_pool *p);
-/* After fg_pool_stop and when fg_pool_pending is 0: waits for the threads and frees. */
-void fg_pool_free(fg_pool *p);
+typedef struct fg_pool_ops {
+    const char *backend;                            /* "thread", "process" */
+    /* 0, or -1 when the queue is full or the pool is stopping (the caller answers 4xx). */
+    int (*submit)(fg_pool *p, fg_job *job);
+    /* For a generation swap: stops taking jobs and hands back the jobs not started yet (linked by
+     * next, in order); running jobs finish here. */
+    fg_job *(*take_queued)(fg_pool *p);
+    /* Stops taking jobs; queued jobs come back through the done callback with this reply. */
+    void (*stop)(fg_pool *p, int code, const char *text);
+    size_t (*pending)(fg_pool *p);                  /* queued or running */
+    size_t (*queued)(fg_pool *p);                   /* waiting for a free worker */
+    int (*workers)(fg_pool *p);                     /* threads or processes alive */
+    char *(*describe)(fg_pool *p);                  /* one line per worker; caller frees */
+    /* After stop (or take_queued) and when pending is 0: waits for the workers and frees. */
+    void (*free)(fg_pool *p);
+} fg_pool_ops;
+
+/* Every backend's struct starts with this. */
+struct fg_pool {
+    const fg_pool_ops *ops;
+};
+
+static inline int fg_pool_submit(fg_pool *p, fg_job *job) { return p->ops->submit(p, job); }
+static inline fg_job *fg_pool_take_queued(fg_pool *p) { return p->ops->take_queued(p); }
+static inline void fg_pool_stop(fg_pool *p, int code, const char *text) { p->ops->stop(p, code, text); }
+static inline size_t fg_pool_pending(fg_pool *p) { return p->ops->pending(p); }
+static inline size_t fg_pool_queued(fg_pool *p) { return p->ops->queued(p); }
+static inline int fg_pool_workers(fg_pool *p) { return p->ops->workers(p); }
+static inline char *fg_pool_describe(fg_pool *p) { return p->ops->describe(p); }
+static inline const char *fg_pool_backend(const fg_pool *p) { return p->ops->backend; }
+static inline void fg_pool_free(fg_pool *p)
+{
+    if (p)
+        p->ops->free(p);
+}
 
 #endif

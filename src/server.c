@@ -275,7 +275,7 @@ static void cmd_mail(session *s, const smtp_command *c)
             return;
         }
     }
-    fg_job *job = fg_job_new();
+    fg_job *job = fg_job_new(FG_PROTO_SMTP);
     job->mail_from = addr;
     job->mail_params = params;
     s->txn = job;

@@ -422,6 +422,67 @@ class MonitoringTests(FugluCase):
                                       "%s.fuglu.recipient.mail-example-org.spam:1|c\n" % (NODE, NODE))
 
 
+class QueueLengthTests(FugluCase):
+    """With one worker busy on a slow message, the others wait in the queue: /metrics and the
+    status page show how many, in either backend (the process backend once dropped the gauge and
+    showed "queue -1")."""
+
+    config = {
+        "main.plugins": "testaction",
+        "performance.minthreads": "1",
+        "performance.maxthreads": "1",
+        "performance.initialprocs": "1",
+    }
+    waiting = 3
+
+    @classmethod
+    def setUpClass(cls):
+        cls.metricsport = free_port()
+        cls.config = dict(cls.config, **{"main.metricsport": str(cls.metricsport)})
+        super().setUpClass()
+
+    def fetch(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.metricsport, path),
+                                    timeout=10 * SCALE) as r:
+            return r.read().decode()
+
+    def queue_length(self):
+        m = re.search(r"^fuglu_queue_length (\d+)$", self.fetch("/metrics"), re.M)
+        return int(m.group(1)) if m else None
+
+    def test_queue_length_counts_the_waiting_messages(self):
+        self.assertEqual(self.queue_length(), 0)
+        results, lock = [], threading.Lock()
+
+        def send(i):
+            try:
+                reply = self.send_one(message("queued %d" % i, sleep="1.5"))
+            except Exception as e:      # reported below
+                reply = repr(e)
+            with lock:
+                results.append(reply)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(self.waiting + 1)]
+        for t in threads:
+            t.start()
+        try:
+            self.assertTrue(wait_for(lambda: self.queue_length() == self.waiting, 5),
+                            "fuglu_queue_length never reached %d" % self.waiting)
+            self.assertRegex(self.fetch("/"), r"queue %d &middot;" % self.waiting)
+        finally:
+            for t in threads:
+                t.join(30 * SCALE)
+        self.assertEqual(len(results), self.waiting + 1)
+        for r in results:
+            self.assertRegex(r or "", r"^250 ")
+        self.assertEqual(self.queue_length(), 0)
+        self.assertRegex(self.fetch("/"), r"queue 0 &middot;")
+
+
+class QueueLengthProcessTests(QueueLengthTests):
+    config = dict(QueueLengthTests.config, **{"performance.backend": "process"})
+
+
 class TcpControlPortTests(FugluCase):
     """controlport as a number: TCP on 127.0.0.1 only; the statsd appender with level=email."""
 

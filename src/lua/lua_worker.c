@@ -396,3 +396,20 @@ char *fg_lua_find_luadir(void)
     }
     return xstrdup(FUGLU_DATADIR "/lua");
 }
+
+/* ---- the pools' scanner (pool.h) ---- */
+
+static void *scanner_open(void *arg, const char *name, char **err)
+{
+    fg_lua_scanner *ls = arg;
+    return fg_lua_worker_new(ls->cfg, &ls->env, name, err);
+}
+
+static void scanner_scan(void *state, fg_job *job) { fg_lua_worker_handle(state, job); }
+static void scanner_after(void *state) { fg_lua_worker_after(state); }
+static void scanner_close(void *state) { fg_lua_worker_free(state); }
+
+fg_scanner fg_lua_scanner_of(fg_lua_scanner *ls)
+{
+    return (fg_scanner){scanner_open, scanner_scan, scanner_after, scanner_close, ls};
+}

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "pool.h"
 
 typedef struct fg_lua_worker fg_lua_worker;
 
@@ -22,6 +23,14 @@ fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, co
 void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job);
 void fg_lua_worker_after(fg_lua_worker *w);
 void fg_lua_worker_free(fg_lua_worker *w);
+
+/* The pools' view of a Lua worker (pool.h): open = fg_lua_worker_new with cfg and env, scan =
+ * handle, after, close = free. ls must outlive the scanner. */
+typedef struct fg_lua_scanner {
+    const fg_config *cfg;
+    fg_lua_env env;
+} fg_lua_scanner;
+fg_scanner fg_lua_scanner_of(fg_lua_scanner *ls);
 
 /* --lint: loads every plugin and runs each lint; prints the report; returns the number of errors. */
 int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env);

@@ -1,5 +1,6 @@
-/* pool: worker threads with a bounded queue, results returned to the libevent loop. See pool.h. */
-#include "pool.h"
+/* threadpool: worker threads with a bounded queue, results returned to the libevent loop. See
+ * threadpool.h. */
+#include "threadpool.h"
 #include "log.h"
 #include "stats.h"
 #include "util.h"
@@ -23,13 +24,13 @@ typedef struct idle_waiter {
     int woken;                  /* taken off the stack by a submit or a stop */
 } idle_waiter;
 
-struct fg_pool {
-    fg_pool_opts o;
+typedef struct threadpool {
+    fg_pool base;               /* first: the pool.h interface */
+    fg_threadpool_opts o;
     pthread_mutex_t lock;
     idle_waiter *idle_top;      /* most recently idle first */
     pthread_cond_t exited;      /* a thread ended */
-    fg_job *queue_head, *queue_tail;
-    size_t queued;
+    fg_job_queue queue;
     atomic_size_t running;      /* taken by a worker, not yet returned to the main thread */
     int threads;
     int idle;
@@ -42,15 +43,15 @@ struct fg_pool {
     _Atomic(fg_job *) done_top;
     int done_fd;
     struct event *done_ev;
-};
+} threadpool;
 
 typedef struct worker_start {
-    fg_pool *pool;
-    fg_lua_worker *lua;         /* preloaded, or NULL to load in the thread */
+    threadpool *pool;
+    void *state;                /* the scanner's, opened beforehand, or NULL to open in the thread */
     int number;
 } worker_start;
 
-static void post_done(fg_pool *p, fg_job *job)
+static void post_done(threadpool *p, fg_job *job)
 {
     fg_job *top = atomic_load_explicit(&p->done_top, memory_order_relaxed);
     do
@@ -68,7 +69,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    fg_pool *p = arg;
+    threadpool *p = arg;
     /* Drain the eventfd first: a push after the exchange below writes it again. */
     uint64_t n;
     while (read(p->done_fd, &n, sizeof n) < 0 && errno == EINTR)
@@ -94,7 +95,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
  * only to block on the lock the caller still holds. That is safe because a worker taken off the
  * stack (woken set) does not end before it has looked at the queue again, and only the main
  * thread takes waiters off the stack, one submit at a time. */
-static idle_waiter *take_idle(fg_pool *p)
+static idle_waiter *take_idle(threadpool *p)
 {
     idle_waiter *w = p->idle_top;
     if (w) {
@@ -106,31 +107,24 @@ static idle_waiter *take_idle(fg_pool *p)
 
 /* Called with p->lock held: wakes every idle worker (stop, hand-over). Signals under the lock:
  * a worker woken here may end at once. */
-static void wake_all(fg_pool *p)
+static void wake_all(threadpool *p)
 {
     idle_waiter *w;
     while ((w = take_idle(p)))
         pthread_cond_signal(&w->cv);
 }
 
-static fg_job *pop_job(fg_pool *p)
+static fg_job *pop_job(threadpool *p)
 {
-    fg_job *job = p->queue_head;
-    if (job) {
-        p->queue_head = job->next;
-        if (!p->queue_head)
-            p->queue_tail = NULL;
-        p->queued--;
-        job->next = NULL;
-    }
-    return job;
+    return fg_job_queue_pop(&p->queue);
 }
 
 static void *worker_main(void *arg)
 {
     worker_start *start = arg;
-    fg_pool *p = start->pool;
-    fg_lua_worker *lua = start->lua;
+    threadpool *p = start->pool;
+    const fg_scanner *sc = &p->o.scanner;
+    void *state = start->state;
     char name[32];
     int number = start->number;
     snprintf(name, sizeof name, "Pool worker [%d]", number);
@@ -139,10 +133,10 @@ static void *worker_main(void *arg)
     snprintf(tname, sizeof tname, "fuglu-w%d", number);
     pthread_setname_np(pthread_self(), tname);
 
-    if (!lua) {
+    if (!state) {
         char *err = NULL;
-        lua = fg_lua_worker_new(p->o.cfg, &p->o.env, name, &err);
-        if (!lua) {
+        state = sc->open(sc->arg, name, &err);
+        if (!state) {
             fg_log("fuglu.threadpool", FG_ERROR, "%s: plugins failed to load: %s", name, err);
             free(err);
         }
@@ -155,9 +149,9 @@ static void *worker_main(void *arg)
     pthread_cond_init(&me.cv, NULL);
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        fg_job *job = lua ? pop_job(p) : NULL;
+        fg_job *job = state ? pop_job(p) : NULL;
         if (!job) {
-            if (p->stopping || !lua)
+            if (p->stopping || !state)
                 break;
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
@@ -178,19 +172,19 @@ static void *worker_main(void *arg)
                     *pp = me.next;
                     break;
                 }
-            if (!p->queue_head && p->threads > p->o.minthreads)
+            if (!p->queue.head && p->threads > p->o.minthreads)
                 break;
             continue;
         }
         atomic_fetch_add(&p->running, 1);
         pthread_mutex_unlock(&p->lock);
 
-        char *state = xasprintf("Suspect %s: starting", job->id);   /* monitoring: workerlist */
-        fg_stats_worker_set_state(slot, state, true);
-        free(state);
-        fg_lua_worker_handle(lua, job);
+        char *what = xasprintf("Suspect %s: starting", job->id);   /* monitoring: workerlist */
+        fg_stats_worker_set_state(slot, what, true);
+        free(what);
+        sc->scan(state, job);
         post_done(p, job);   /* the job belongs to the main thread from here on */
-        fg_lua_worker_after(lua);
+        sc->after(state);
         fg_stats_worker_set_state(slot, "waiting for task", false);
 
         pthread_mutex_lock(&p->lock);
@@ -201,16 +195,17 @@ static void *worker_main(void *arg)
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->lock);
     fg_log("fuglu.threadpool", FG_DEBUG, "%s ended", name);
-    fg_lua_worker_free(lua);
+    if (state)
+        sc->close(state);
     return NULL;
 }
 
 /* Called with p->lock held. */
-static int spawn_worker(fg_pool *p, fg_lua_worker *preloaded)
+static int spawn_worker(threadpool *p, void *preloaded)
 {
     worker_start *start = xmalloc(sizeof *start);
     start->pool = p;
-    start->lua = preloaded;
+    start->state = preloaded;
     static atomic_int next_number; /* unique across pools and generations, as Fuglu's "Pool worker [N]" */
     start->number = atomic_fetch_add(&next_number, 1) + 1;
     pthread_attr_t attr;
@@ -229,16 +224,21 @@ static int spawn_worker(fg_pool *p, fg_lua_worker *preloaded)
     return 0;
 }
 
-fg_pool *fg_pool_new(const fg_pool_opts *opts, char **err)
+static const fg_pool_ops threadpool_ops;
+
+fg_pool *fg_threadpool_new(const fg_threadpool_opts *opts, char **err)
 {
-    fg_pool *p = xcalloc(1, sizeof *p);
+    threadpool *p = xcalloc(1, sizeof *p);
+    p->base.ops = &threadpool_ops;
     p->o = *opts;
+    const fg_scanner *sc = &p->o.scanner;
     if (p->o.minthreads < 1)
         p->o.minthreads = 1;
     if (p->o.maxthreads < p->o.minthreads)
         p->o.maxthreads = p->o.minthreads;
     if (p->o.queue_max == 0)
         p->o.queue_max = (size_t)p->o.maxthreads * 10;
+    p->queue.max = p->o.queue_max;
     if (p->o.idle_seconds <= 0)
         p->o.idle_seconds = 30;
     pthread_mutex_init(&p->lock, NULL);
@@ -252,12 +252,12 @@ fg_pool *fg_pool_new(const fg_pool_opts *opts, char **err)
     p->done_ev = event_new(p->o.base, p->done_fd, EV_READ | EV_PERSIST, on_done, p);
     event_add(p->done_ev, NULL);
 
-    fg_lua_worker **states = xcalloc((size_t)p->o.minthreads, sizeof *states);
+    void **states = xcalloc((size_t)p->o.minthreads, sizeof *states);
     for (int i = 0; i < p->o.minthreads; i++) {
-        states[i] = fg_lua_worker_new(p->o.cfg, &p->o.env, "worker", err);
+        states[i] = sc->open(sc->arg, "worker", err);
         if (!states[i]) {
             for (int j = 0; j < i; j++)
-                fg_lua_worker_free(states[j]);
+                sc->close(states[j]);
             free(states);
             event_free(p->done_ev);
             close(p->done_fd);
@@ -268,29 +268,23 @@ fg_pool *fg_pool_new(const fg_pool_opts *opts, char **err)
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->o.minthreads; i++)
         if (spawn_worker(p, states[i]) != 0)
-            fg_lua_worker_free(states[i]);
+            sc->close(states[i]);
     pthread_mutex_unlock(&p->lock);
     free(states);
     fg_log("fuglu.threadpool", FG_INFO, "started %d worker threads (max %d)", p->o.minthreads, p->o.maxthreads);
-    return p;
+    return &p->base;
 }
 
-int fg_pool_submit(fg_pool *p, fg_job *job)
+static int tp_submit(fg_pool *pool, fg_job *job)
 {
+    threadpool *p = (threadpool *)pool;
     pthread_mutex_lock(&p->lock);
-    if (p->stopping || p->queued >= p->o.queue_max) {
+    if (p->stopping || fg_job_queue_push(&p->queue, job) != 0) {
         pthread_mutex_unlock(&p->lock);
         return -1;
     }
-    job->next = NULL;
-    if (p->queue_tail)
-        p->queue_tail->next = job;
-    else
-        p->queue_head = job;
-    p->queue_tail = job;
-    p->queued++;
     /* Grow at once when every worker is busy: a queued job should not wait for a timer. */
-    if ((size_t)p->idle < p->queued && p->threads < p->o.maxthreads)
+    if ((size_t)p->idle < p->queue.count && p->threads < p->o.maxthreads)
         spawn_worker(p, NULL);
     idle_waiter *w = take_idle(p);
     pthread_mutex_unlock(&p->lock);
@@ -299,17 +293,14 @@ int fg_pool_submit(fg_pool *p, fg_job *job)
     return 0;
 }
 
-void fg_pool_stop(fg_pool *p, int code, const char *text)
+static void tp_stop(fg_pool *pool, int code, const char *text)
 {
+    threadpool *p = (threadpool *)pool;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
-    fg_job *list = NULL, **tail = &list;
-    fg_job *job;
-    while ((job = pop_job(p))) {
-        *tail = job;
-        tail = &job->next;
+    fg_job *list = fg_job_queue_take_all(&p->queue);
+    for (fg_job *job = list; job; job = job->next)
         atomic_fetch_add(&p->running, 1); /* balanced in on_done */
-    }
     wake_all(p);
     pthread_mutex_unlock(&p->lock);
     size_t n = 0;
@@ -324,38 +315,57 @@ void fg_pool_stop(fg_pool *p, int code, const char *text)
         fg_log("fuglu.threadpool", FG_INFO, "Marked %zu messages as '%d %s' to close queue", n, code, text);
 }
 
-fg_job *fg_pool_take_queued(fg_pool *p)
+static fg_job *tp_take_queued(fg_pool *pool)
 {
+    threadpool *p = (threadpool *)pool;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
-    fg_job *list = p->queue_head;
-    p->queue_head = p->queue_tail = NULL;
-    p->queued = 0;
+    fg_job *list = fg_job_queue_take_all(&p->queue);
     wake_all(p);
     pthread_mutex_unlock(&p->lock);
     return list;
 }
 
-size_t fg_pool_pending(fg_pool *p)
+static size_t tp_pending(fg_pool *pool)
 {
+    threadpool *p = (threadpool *)pool;
     pthread_mutex_lock(&p->lock);
-    size_t n = p->queued + p->running;
+    size_t n = p->queue.count + p->running;
     pthread_mutex_unlock(&p->lock);
     return n;
 }
 
-int fg_pool_thread_count(fg_pool *p)
+static size_t tp_queued(fg_pool *pool)
 {
+    threadpool *p = (threadpool *)pool;
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->queue.count;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+static int tp_workers(fg_pool *pool)
+{
+    threadpool *p = (threadpool *)pool;
     pthread_mutex_lock(&p->lock);
     int n = p->threads;
     pthread_mutex_unlock(&p->lock);
     return n;
 }
 
-void fg_pool_free(fg_pool *p)
+static char *tp_describe(fg_pool *pool)
 {
-    if (!p)
-        return;
+    threadpool *p = (threadpool *)pool;
+    pthread_mutex_lock(&p->lock);
+    char *s = xasprintf("%d worker threads (%d idle, min %d, max %d), %zu queued\n", p->threads, p->idle,
+                        p->o.minthreads, p->o.maxthreads, p->queue.count);
+    pthread_mutex_unlock(&p->lock);
+    return s;
+}
+
+static void tp_free(fg_pool *pool)
+{
+    threadpool *p = (threadpool *)pool;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
     wake_all(p);
@@ -369,3 +379,15 @@ void fg_pool_free(fg_pool *p)
     pthread_cond_destroy(&p->exited);
     free(p);
 }
+
+static const fg_pool_ops threadpool_ops = {
+    .backend = "thread",
+    .submit = tp_submit,
+    .take_queued = tp_take_queued,
+    .stop = tp_stop,
+    .pending = tp_pending,
+    .queued = tp_queued,
+    .workers = tp_workers,
+    .describe = tp_describe,
+    .free = tp_free,
+};
