@@ -64,4 +64,20 @@ describe("fuglu.config", function()
         cfg:set("new", "opt", "w")
         assert.equal("w", cfg:get("new", "opt"))
     end)
+
+    it("falls back to the C core's table for a core option that is not set", function()
+        local empty = config.new({})
+        local core = require "fuglu_core"
+        if core.fake then return end   -- the pure-Lua stand-in has no table
+        assert.equal("X-Fuglu-", empty:get("main", "prependaddedheaders"))
+        assert.is_true(empty:getboolean("main", "spamstatusheader"))
+        assert.equal(0, empty:getint("environment", "boundarydistance"))
+        local t = config.core_options()
+        assert.equal("int", t.main.scan_timeout.type)
+        assert.equal("300", t.main.scan_timeout.default)
+        assert.equal(0, t.main.scan_timeout.min)
+        assert.equal("bool", t.main.trashlog.type)
+        -- not a core option: still Fuglu's NoOptionError
+        assert.has_error(function() empty:get("main", "no_such_option") end)
+    end)
 end)

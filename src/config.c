@@ -585,16 +585,119 @@ void fg_config_apply_core_defaults(fg_config *cfg)
         fg_config_set_default(cfg, d->section, d->option, d->value);
 }
 
+const fg_config_default *fg_core_option(const char *section, const char *option)
+{
+    for (const fg_config_default *d = fg_core_defaults; d->section; d++)
+        if (strcmp(d->section, section) == 0 && strcmp(d->option, option) == 0)
+            return d;
+    return NULL;
+}
+
+static const fg_config_default *config_core_typed(const char *section, const char *option, fg_opt_type type)
+{
+    const fg_config_default *d = fg_core_option(section, option);
+    if (!d)
+        fg_panic("[%s] %s is read as a core option but is not in the table of core options (config.c)", section,
+                 option);
+    if (d->type != type)
+        fg_panic("[%s] %s is read with the wrong type (config.c's table says otherwise)", section, option);
+    return d;
+}
+
+const char *fg_core_str(const fg_config *cfg, const char *section, const char *option)
+{
+    const fg_config_default *d = config_core_typed(section, option, FG_OPT_STRING);
+    const char *v = fg_config_get(cfg, section, option);
+    return v ? v : d->value;
+}
+
+/* The checked value, or the table's default when the configured one is unusable (fg_config_check_core
+ * reports that: at start-up and on reload the configuration is refused before this runs). */
+long fg_core_int(const fg_config *cfg, const char *section, const char *option)
+{
+    const fg_config_default *d = config_core_typed(section, option, FG_OPT_INT);
+    long def = strtol(d->value, NULL, 10), v;
+    if (fg_config_get_int(cfg, section, option, def, &v, NULL) != 0 || v < d->min || v > d->max)
+        return def;
+    return v;
+}
+
+double fg_core_double(const fg_config *cfg, const char *section, const char *option)
+{
+    const fg_config_default *d = config_core_typed(section, option, FG_OPT_DOUBLE);
+    double def = strtod(d->value, NULL), v;
+    if (fg_config_get_double(cfg, section, option, def, &v, NULL) != 0 || v < d->min || v > d->max)
+        return def;
+    return v;
+}
+
+bool fg_core_bool(const fg_config *cfg, const char *section, const char *option)
+{
+    const fg_config_default *d = config_core_typed(section, option, FG_OPT_BOOL);
+    bool def = false, v;
+    fg_parse_bool(d->value, &def);
+    if (fg_config_get_bool(cfg, section, option, def, &v, NULL) != 0)
+        return def;
+    return v;
+}
+
+static void config_bound_error(const fg_config *cfg, const fg_config_default *d, const char *value,
+                               void (*report)(void *arg, const char *msg), void *arg)
+{
+    const char *origin = fg_config_origin(cfg, d->section, d->option);
+    char *msg = xasprintf("%s%s[%s] %s: %s is out of range (%.15g to %.15g)", origin ? origin : "", origin ? ": " : "",
+                          d->section, d->option, value, d->min, d->max);
+    report(arg, msg);
+    free(msg);
+}
+
+int fg_config_check_core(const fg_config *cfg, void (*report)(void *arg, const char *msg), void *arg)
+{
+    int errors = 0;
+    for (const fg_config_default *d = fg_core_defaults; d->section; d++) {
+        if (d->type == FG_OPT_STRING || !fg_config_get(cfg, d->section, d->option))
+            continue;
+        char *err = NULL;
+        char number[64];
+        if (d->type == FG_OPT_BOOL) {
+            bool b;
+            if (fg_config_get_bool(cfg, d->section, d->option, false, &b, &err) == 0)
+                continue;
+        } else if (d->type == FG_OPT_INT) {
+            long v;
+            if (fg_config_get_int(cfg, d->section, d->option, 0, &v, &err) == 0) {
+                if (v >= d->min && v <= d->max)
+                    continue;
+                snprintf(number, sizeof number, "%ld", v);
+                config_bound_error(cfg, d, number, report, arg);
+                errors++;
+                continue;
+            }
+        } else {
+            double v;
+            if (fg_config_get_double(cfg, d->section, d->option, 0, &v, &err) == 0) {
+                if (v >= d->min && v <= d->max)
+                    continue;
+                snprintf(number, sizeof number, "%g", v);
+                config_bound_error(cfg, d, number, report, arg);
+                errors++;
+                continue;
+            }
+        }
+        report(arg, err);
+        free(err);
+        errors++;
+    }
+    return errors;
+}
+
 static const char *const config_core_sections[] = {
     "main", "performance", "spam", "virus", "smtpconnector", "esmtpconnector", "environment", "databaseconfig",
 };
 
 static bool config_is_core_option(const char *section, const char *option)
 {
-    for (const fg_config_default *d = fg_core_defaults; d->section; d++)
-        if (strcmp(d->section, section) == 0 && strcmp(d->option, option) == 0)
-            return true;
-    return false;
+    return fg_core_option(section, option) != NULL;
 }
 
 int fg_config_lint_unknown(const fg_config *cfg, void (*warn)(void *arg, const char *msg), void *arg)
@@ -631,133 +734,133 @@ int fg_config_lint_unknown(const fg_config *cfg, void (*warn)(void *arg, const c
  * send a DNS query revealing the version) plus the options this engine adds to [main]. */
 const fg_config_default fg_core_defaults[] = {
     { "main", "identifier", "dist",
-      "A name for this installation, logged after a config reload." },
+      "A name for this installation, logged after a config reload.", FG_OPT_STRING, 0, 0 },
     { "main", "daemonize", "1",
-      "1 runs in the background, 0 stays in the foreground (--foreground overrides it)." },
+      "1 runs in the background, 0 stays in the foreground (--foreground overrides it).", FG_OPT_BOOL, 0, 1 },
     { "main", "user", "nobody",
-      "User to switch to after startup when started as root." },
+      "User to switch to after startup when started as root.", FG_OPT_STRING, 0, 0 },
     { "main", "group", "nobody",
-      "Group to switch to after startup when started as root." },
+      "Group to switch to after startup when started as root.", FG_OPT_STRING, 0, 0 },
     { "main", "plugindir", "",
-      "Comma-separated extra directories searched for plugins before the built-in ones." },
+      "Comma-separated extra directories searched for plugins before the built-in ones.", FG_OPT_STRING, 0, 0 },
     { "main", "plugins", "archive,attachment,clamav,spamassassin",
-      "Comma-separated scanner plugins run in this order; name(section) runs a plugin with another config section." },
+      "Comma-separated scanner plugins run in this order; name(section) runs a plugin with another config section.", FG_OPT_STRING, 0, 0 },
     { "main", "prependers", "debug,skip",
-      "Comma-separated prepender plugins, run before the scanners and able to change which scanners run." },
+      "Comma-separated prepender plugins, run before the scanners and able to change which scanners run.", FG_OPT_STRING, 0, 0 },
     { "main", "appenders", "",
-      "Comma-separated appender plugins, run after the MTA has been answered." },
+      "Comma-separated appender plugins, run after the MTA has been answered.", FG_OPT_STRING, 0, 0 },
     { "main", "bindaddress", "127.0.0.1",
-      "Address the listeners bind to unless an incomingport entry names its own." },
+      "Address the listeners bind to unless an incomingport entry names its own.", FG_OPT_STRING, 0, 0 },
     { "main", "incomingport", "10025,10099,10888",
-      "Comma-separated listeners: PORT, PROTO:PORT, PROTO:ADDR:PORT or PROTO:[IPV6]:PORT, PROTO being smtp, esmtp, milter or netcat." },
+      "Comma-separated listeners: PORT, PROTO:PORT, PROTO:ADDR:PORT or PROTO:[IPV6]:PORT, PROTO being smtp, esmtp, milter or netcat.", FG_OPT_STRING, 0, 0 },
     { "main", "outgoinghost", "127.0.0.1",
-      "Host scanned mail is re-injected to; ${injecthost} means the host the message came from." },
+      "Host scanned mail is re-injected to; ${injecthost} means the host the message came from.", FG_OPT_STRING, 0, 0 },
     { "main", "outgoingport", "10026",
-      "Port scanned mail is re-injected to." },
+      "Port scanned mail is re-injected to.", FG_OPT_INT, 1, 65535 },
     { "main", "outgoinghelo", "",
-      "HELO name used when re-injecting; empty means this host's name." },
+      "HELO name used when re-injecting; empty means this host's name.", FG_OPT_STRING, 0, 0 },
     { "main", "tempdir", "/tmp",
-      "Directory for temporary message files." },
+      "Directory for temporary message files.", FG_OPT_STRING, 0, 0 },
     { "main", "prependaddedheaders", "X-Fuglu-",
-      "Prefix of the headers the core adds (Spamstatus, Suspect, Debuginfo)." },
+      "Prefix of the headers the core adds (Spamstatus, Suspect, Debuginfo).", FG_OPT_STRING, 0, 0 },
     { "main", "trashdir", "",
-      "If set, a copy of every deleted message is kept in this directory." },
+      "If set, a copy of every deleted message is kept in this directory.", FG_OPT_STRING, 0, 0 },
     { "main", "trashlog", "0",
-      "1 also logs every message kept in trashdir to trashdir/00-fuglutrash.log." },
+      "1 also logs every message kept in trashdir to trashdir/00-fuglutrash.log.", FG_OPT_BOOL, 0, 1 },
     { "main", "disablebounces", "0",
-      "1 never sends bounces (for example for blocked attachments)." },
+      "1 never sends bounces (for example for blocked attachments).", FG_OPT_BOOL, 0, 1 },
     { "main", "debuginfoheader", "0",
-      "1 adds a Debuginfo header with the scan summary of the message." },
+      "1 adds a Debuginfo header with the scan summary of the message.", FG_OPT_BOOL, 0, 1 },
     { "main", "spamstatusheader", "1",
-      "1 adds a Spamstatus header saying YES or NO." },
+      "1 adds a Spamstatus header saying YES or NO.", FG_OPT_BOOL, 0, 1 },
     { "main", "suspectidheader", "1",
-      "1 adds a Suspect header with the message's id." },
+      "1 adds a Suspect header with the message's id.", FG_OPT_BOOL, 0, 1 },
     { "main", "mrtgdir", "",
-      "If set to an existing directory, MRTG statistics files are written there every 30 seconds." },
+      "If set to an existing directory, MRTG statistics files are written there every 30 seconds.", FG_OPT_STRING, 0, 0 },
     { "main", "mrtg_interval", "30",
-      "Seconds between two writes of the MRTG files." },
+      "Seconds between two writes of the MRTG files.", FG_OPT_INT, 1, 86400 },
     { "main", "controlport", "/tmp/fuglu_control.sock",
-      "Control server (fuglu_control): a port number (TCP on 127.0.0.1) or the path of a unix socket (mode 0600); empty disables it." },
+      "Control server (fuglu_control): a port number (TCP on 127.0.0.1) or the path of a unix socket (mode 0600); empty disables it.", FG_OPT_STRING, 0, 0 },
     { "main", "metricsport", "",
-      "If set, a port on 127.0.0.1 serving Prometheus metrics (/metrics) and a status page (/); empty disables it." },
+      "If set, a port on 127.0.0.1 serving Prometheus metrics (/metrics) and a status page (/); empty disables it.", FG_OPT_STRING, 0, 0 },
     { "main", "netconsole", "0",
-      "1 allows `fuglu_control netconsole` to start a token-protected Lua console (off by default)." },
+      "1 allows `fuglu_control netconsole` to start a token-protected Lua console (off by default).", FG_OPT_BOOL, 0, 1 },
     { "main", "netconsole_allow_remote", "0",
-      "1 lets the netconsole bind to a non-loopback address (unauthenticated networks: keep 0)." },
+      "1 lets the netconsole bind to a non-loopback address (unauthenticated networks: keep 0).", FG_OPT_BOOL, 0, 1 },
     { "main", "logtemplate",
       "Suspect ${id} from=${from_address} to=${to_address} size=${size} spam=${spam} virus=${virus} "
       "modified=${modified} decision=${decision}",
-      "Summary line logged for every message (a template); empty disables it." },
+      "Summary line logged for every message (a template); empty disables it.", FG_OPT_STRING, 0, 0 },
     { "main", "address_compliance_checker", "Default",
-      "Sender and recipient address check: Default (exactly one @) or LazyLocalPart (also quoted local parts)." },
+      "Sender and recipient address check: Default (exactly one @) or LazyLocalPart (also quoted local parts).", FG_OPT_STRING, 0, 0 },
     { "main", "address_compliance_fail_action", "defer",
-      "What happens to a message whose addresses fail the check: defer, reject or discard." },
+      "What happens to a message whose addresses fail the check: defer, reject or discard.", FG_OPT_STRING, 0, 0 },
     { "main", "address_compliance_fail_message", "invalid sender or recipient address",
-      "Reply text used when addresses fail the check." },
+      "Reply text used when addresses fail the check.", FG_OPT_STRING, 0, 0 },
     { "main", "remove_tmpfiles_on_error", "1",
-      "1 removes a message's temporary files when processing it fails." },
+      "1 removes a message's temporary files when processing it fails.", FG_OPT_BOOL, 0, 1 },
     { "main", "maxmessagesize", "52428800",
-      "Largest message accepted, in bytes; larger messages are refused with 552." },
+      "Largest message accepted, in bytes; larger messages are refused with 552.", FG_OPT_INT, 1, 9.2e18 },
     { "main", "spill_threshold", "1048576",
-      "Bytes of a message kept in memory before it is spilled to a file in tempdir." },
+      "Bytes of a message kept in memory before it is spilled to a file in tempdir.", FG_OPT_INT, 0, 9.2e18 },
     { "main", "smtp_timeout", "300",
-      "Seconds an SMTP session may stay idle before it is closed." },
+      "Seconds an SMTP session may stay idle before it is closed.", FG_OPT_INT, 1, 86400 },
     { "main", "data_timeout", "600",
-      "Seconds allowed for receiving a message's data before the session is closed." },
+      "Seconds allowed for receiving a message's data before the session is closed.", FG_OPT_INT, 1, 86400 },
     { "main", "scan_timeout", "300",
-      "Seconds a message may take to be scanned and re-injected; then the client is answered 451 and the message is not delivered (a process worker is also killed and replaced). Once the end of data went downstream the engine waits for the downstream's answer instead: keep scan_timeout + reinject_timeout below Postfix's smtp_data_done_timeout (600)." },
+      "Seconds a message may take to be scanned and re-injected; then the client is answered 451 and the message is not delivered (a process worker is also killed and replaced). Once the end of data went downstream the engine waits for the downstream's answer instead: keep scan_timeout + reinject_timeout below Postfix's smtp_data_done_timeout (600).", FG_OPT_INT, 0, 86400 },
     { "main", "reinject_timeout", "60",
-      "Seconds to wait for the outgoing host at each step of re-injection (the answer to the end of data included)." },
+      "Seconds to wait for the outgoing host at each step of re-injection (the answer to the end of data included).", FG_OPT_DOUBLE, 0.001, 86400 },
     { "main", "logfile", "",
-      "File to log to; empty logs to stderr (temporary until logging.conf is supported)." },
+      "File to log to; empty logs to stderr (temporary until logging.conf is supported).", FG_OPT_STRING, 0, 0 },
     { "performance", "minthreads", "2",
-      "Minimum number of worker threads." },
+      "Minimum number of worker threads.", FG_OPT_INT, 1, 10000 },
     { "performance", "maxthreads", "40",
-      "Maximum number of worker threads." },
+      "Maximum number of worker threads.", FG_OPT_INT, 1, 10000 },
     { "performance", "backend", "thread",
-      "Worker pool type: thread or process." },
+      "Worker pool type: thread or process.", FG_OPT_STRING, 0, 0 },
     { "performance", "initialprocs", "0",
-      "Number of worker processes of the process backend; 0 means twice the number of CPUs." },
+      "Number of worker processes of the process backend; 0 means twice the number of CPUs.", FG_OPT_INT, 0, 10000 },
     { "performance", "att_mgr_cachesize", "50000000",
-      "Bytes of decoded attachment data cached per message." },
+      "Bytes of decoded attachment data cached per message.", FG_OPT_INT, 0, 9.2e18 },
     { "spam", "defaultlowspamaction", "DUNNO",
-      "Action for spam unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER." },
+      "Action for spam unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER.", FG_OPT_STRING, 0, 0 },
     { "spam", "defaulthighspamaction", "DUNNO",
-      "Action for high-scoring spam unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER." },
+      "Action for high-scoring spam unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER.", FG_OPT_STRING, 0, 0 },
     { "virus", "defaultvirusaction", "DELETE",
-      "Action for infected messages unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER." },
+      "Action for infected messages unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER.", FG_OPT_STRING, 0, 0 },
     { "smtpconnector", "requeuetemplate", "FUGLU REQUEUE(${id}): ${injectanswer}",
-      "Text of the 250 reply after re-injection in after-queue mode; ${injectanswer} is the outgoing host's reply." },
+      "Text of the 250 reply after re-injection in after-queue mode; ${injectanswer} is the outgoing host's reply.", FG_OPT_STRING, 0, 0 },
     { "esmtpconnector", "queuetemplate", "${injectanswer}",
-      "Text of the 250 reply after re-injection in before-queue mode; ${injectanswer} is the outgoing host's reply." },
+      "Text of the 250 reply after re-injection in before-queue mode; ${injectanswer} is the outgoing host's reply.", FG_OPT_STRING, 0, 0 },
     { "esmtpconnector", "ignore_multiple_recipients", "0",
-      "1 answers every recipient after the first locally with 250 and does not forward it (spam traps)." },
+      "1 answers every recipient after the first locally with 250 and does not forward it (spam traps).", FG_OPT_BOOL, 0, 1 },
     { "databaseconfig", "dbconnectstring", "",
-      "Database URL for per-recipient config overrides; empty disables them (confidential: contains a password)." },
+      "Database URL for per-recipient config overrides; empty disables them (confidential: contains a password).", FG_OPT_STRING, 0, 0 },
     { "databaseconfig", "sql",
       "SELECT value FROM fugluconfig WHERE section=:section AND option=:option AND scope IN "
       "('$GLOBAL',CONCAT('%',:to_domain),:to_address) ORDER BY scope DESC",
-      "Query returning an override value; the first column of the first row wins." },
+      "Query returning an override value; the first column of the first row wins.", FG_OPT_STRING, 0, 0 },
     { "environment", "boundarydistance", "0",
-      "Number of Received headers added by your own hosts, skipped when looking for the client." },
+      "Number of Received headers added by your own hosts, skipped when looking for the client.", FG_OPT_INT, 0, 1000 },
     { "environment", "trustedhostsregex", "",
-      "Regular expression of trusted hosts (ip, rdns or helo) skipped when looking for the client." },
-    { "PluginAlias", "debug", "debug", "Prepender that logs a message's details to a debug file." },
-    { "PluginAlias", "skip", "skip", "Prepender that skips plugins by rule file." },
-    { "PluginAlias", "fraction", "fraction", "Prepender that runs plugins on a fraction of the messages only." },
-    { "PluginAlias", "archive", "archive", "Scanner that archives messages by rule file." },
-    { "PluginAlias", "attachment", "attachment", "Scanner that blocks attachments by name and type." },
-    { "PluginAlias", "clamav", "clamav", "Scanner that asks clamd about viruses." },
-    { "PluginAlias", "spamassassin", "spamassassin", "Scanner that asks spamd about spam." },
-    { "PluginAlias", "vacation", "vacation", "Scanner that sends vacation replies (needs SQL)." },
-    { "PluginAlias", "actionoverride", "actionoverride", "Scanner that forces an action by rule file." },
-    { "PluginAlias", "icap", "icap", "Scanner that asks an ICAP virus scanner." },
-    { "PluginAlias", "sssp", "sssp", "Scanner that asks Sophos SAVDI over SSSP." },
-    { "PluginAlias", "fprot", "fprot", "Scanner that asks the F-Prot daemon." },
-    { "PluginAlias", "scriptfilter", "scriptfilter", "Scanner that runs script files on each message." },
-    { "PluginAlias", "dkimsign", "dkimsign", "Appender that signs messages with DKIM." },
-    { "PluginAlias", "dkimverify", "dkimverify", "Scanner that verifies DKIM signatures." },
-    { "PluginAlias", "spf", "spf", "Scanner that checks the sender's SPF record." },
-    { "PluginAlias", "killer", "killer", "Scanner that deletes every message (for spam traps)." },
-    { NULL, NULL, NULL, NULL },
+      "Regular expression of trusted hosts (ip, rdns or helo) skipped when looking for the client.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "debug", "debug", "Prepender that logs a message's details to a debug file.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "skip", "skip", "Prepender that skips plugins by rule file.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "fraction", "fraction", "Prepender that runs plugins on a fraction of the messages only.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "archive", "archive", "Scanner that archives messages by rule file.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "attachment", "attachment", "Scanner that blocks attachments by name and type.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "clamav", "clamav", "Scanner that asks clamd about viruses.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "spamassassin", "spamassassin", "Scanner that asks spamd about spam.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "vacation", "vacation", "Scanner that sends vacation replies (needs SQL).", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "actionoverride", "actionoverride", "Scanner that forces an action by rule file.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "icap", "icap", "Scanner that asks an ICAP virus scanner.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "sssp", "sssp", "Scanner that asks Sophos SAVDI over SSSP.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "fprot", "fprot", "Scanner that asks the F-Prot daemon.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "scriptfilter", "scriptfilter", "Scanner that runs script files on each message.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "dkimsign", "dkimsign", "Appender that signs messages with DKIM.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "dkimverify", "dkimverify", "Scanner that verifies DKIM signatures.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "spf", "spf", "Scanner that checks the sender's SPF record.", FG_OPT_STRING, 0, 0 },
+    { "PluginAlias", "killer", "killer", "Scanner that deletes every message (for spam traps).", FG_OPT_STRING, 0, 0 },
+    { NULL, NULL, NULL, NULL, FG_OPT_STRING, 0, 0 },
 };

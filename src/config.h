@@ -50,14 +50,33 @@ size_t fg_config_option_count(const fg_config *cfg, size_t section_index);
 const char *fg_config_option_name(const fg_config *cfg, size_t section_index, size_t j);
 const char *fg_config_option_value(const fg_config *cfg, size_t section_index, size_t j);
 
-/* The core options of Fuglu's Appendix A with their defaults (versioncheck excluded). */
+/* The core options: Fuglu's Appendix A (versioncheck excluded) and this engine's own, each with its
+ * default, a description (conf/fuglu.conf.dist has the same text), its type and bounds. This table
+ * is the only source of the core defaults: C reads them with fg_core_*, Lua gets the table
+ * (core.core_options, lua/fuglu/config.lua), and fg_config_apply_core_defaults fills them in. */
+typedef enum { FG_OPT_STRING = 0, FG_OPT_INT, FG_OPT_BOOL, FG_OPT_DOUBLE } fg_opt_type;
 typedef struct fg_config_default {
     const char *section;
     const char *option;
     const char *value;
     const char *description;
+    fg_opt_type type;
+    double min, max;            /* FG_OPT_INT and FG_OPT_DOUBLE: inclusive bounds */
 } fg_config_default;
 extern const fg_config_default fg_core_defaults[]; /* terminated by a {NULL} entry */
+/* The table entry, or NULL. */
+const fg_config_default *fg_core_option(const char *section, const char *option);
+/* A core option's value. Reading an option that is not in the table, or with another type than the
+ * table's, is a programming error: fg_panic. A value fg_config_check_core would refuse reads as the
+ * default. */
+const char *fg_core_str(const fg_config *cfg, const char *section, const char *option);
+long fg_core_int(const fg_config *cfg, const char *section, const char *option);
+double fg_core_double(const fg_config *cfg, const char *section, const char *option);
+bool fg_core_bool(const fg_config *cfg, const char *section, const char *option);
+/* Checks every typed core option that is set: its type and bounds. Calls report with
+ * "FILE:LINE: [main] scan_timeout: 'x' is not an integer" or "...: 0 is out of range (1 to 86400)"
+ * per problem; returns their number. */
+int fg_config_check_core(const fg_config *cfg, void (*report)(void *arg, const char *msg), void *arg);
 void fg_config_apply_core_defaults(fg_config *cfg);
 /* Calls warn(msg) for every option in a core section ([main], [performance], [spam], [virus],
  * [smtpconnector], [esmtpconnector], [environment], [databaseconfig]) that is not a known core

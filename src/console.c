@@ -63,16 +63,9 @@ struct fg_console {
     char *history;
 };
 
-static fg_console *console_global;
-
 /* The hook state: only the main thread evaluates, one input at a time. */
 static double budget_deadline;
 static long budget_used;
-
-fg_console *fg_console_global(void)
-{
-    return console_global;
-}
 
 const fg_config *fg_console_config(fg_console *c)
 {
@@ -95,7 +88,6 @@ fg_console *fg_console_new(const fg_console_opts *opts)
     c->generation = 1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    console_global = c;
     return c;
 }
 
@@ -529,8 +521,6 @@ void fg_console_free(fg_console *c)
     if (!c)
         return;
     fg_netconsole_stop();
-    if (console_global == c)
-        console_global = NULL;
     if (c->L)
         lua_close(c->L);
     c->L = NULL;

@@ -28,8 +28,7 @@ typedef struct fg_console_opts {
     const char *luadir;
 } fg_console_opts;
 
-/* Remembers the options; the controller state is made when first needed. Also makes this the
- * console the control command `netconsole` uses. */
+/* Remembers the options; the controller state is made when first needed. */
 fg_console *fg_console_new(const fg_console_opts *opts);
 /* The generation in service, for mc:workers() (set on start and on every swap). */
 void fg_console_set_generation_in_service(fg_console *c, fg_generation *g);
@@ -50,8 +49,6 @@ int fg_console_session_new(fg_console *c);
 void fg_console_session_free(fg_console *c, int session);
 const char *fg_console_eval(fg_console *c, int session, const char *line, fg_buf *out);
 
-/* The console fg_console_new made last (NULL if none), for the control command. */
-fg_console *fg_console_global(void);
 const fg_config *fg_console_config(fg_console *c);
 struct event_base *fg_console_base(fg_console *c);
 

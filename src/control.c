@@ -30,7 +30,7 @@ typedef struct control_client control_client;
 
 struct fg_control {
     struct evconnlistener *listener;
-    fg_stats *stats;
+    fg_control_env env;
     char *unix_path;                /* to remove at the end, or NULL for TCP */
     control_client *clients;
 };
@@ -53,53 +53,53 @@ static bool control_has_flag(const char *args, const char *flag)
     return false;
 }
 
-static void control_stats(fg_stats *s, fg_buf *out, const char *args)
+static void control_stats(const fg_control_env *env, fg_buf *out, const char *args)
 {
+    fg_stats *s = env->stats;
     fg_stats_render_stats(s, out, control_has_flag(args, "--json"));
 }
 
-static void control_uptime(fg_stats *s, fg_buf *out, const char *args)
+static void control_uptime(const fg_control_env *env, fg_buf *out, const char *args)
 {
+    fg_stats *s = env->stats;
     (void)args;
     fg_stats_render_uptime(s, out);
 }
 
-static void control_workerlist(fg_stats *s, fg_buf *out, const char *args)
+static void control_workerlist(const fg_control_env *env, fg_buf *out, const char *args)
 {
+    fg_stats *s = env->stats;
     fg_stats_render_workerlist(s, out, control_has_flag(args, "--json"));
 }
 
-static void control_threadlist(fg_stats *s, fg_buf *out, const char *args)
+static void control_threadlist(const fg_control_env *env, fg_buf *out, const char *args)
 {
+    fg_stats *s = env->stats;
     (void)args;
     fg_stats_render_threadlist(s, out);
 }
 
-static void control_exceptionlist(fg_stats *s, fg_buf *out, const char *args)
+static void control_exceptionlist(const fg_control_env *env, fg_buf *out, const char *args)
 {
+    fg_stats *s = env->stats;
     fg_stats_render_exceptionlist(s, out, control_has_flag(args, "--json"));
 }
 
-static void control_pluginstats(fg_stats *s, fg_buf *out, const char *args)
+static void control_pluginstats(const fg_control_env *env, fg_buf *out, const char *args)
 {
+    fg_stats *s = env->stats;
     fg_stats_render_pluginstats(s, out, control_has_flag(args, "--json"));
 }
 
-static int (*control_reload_hook)(fg_buf *out);
-
-void fg_control_set_reload(int (*hook)(fg_buf *out))
+static void control_reload(const fg_control_env *env, fg_buf *out, const char *args)
 {
-    control_reload_hook = hook;
-}
-
-static void control_reload(fg_stats *s, fg_buf *out, const char *args)
-{
+    fg_stats *s = env->stats;
     (void)s;
     (void)args;
-    if (!control_reload_hook)
+    if (!env->reload)
         fg_buf_puts(out, "ERROR: reload is not available\n");
     else
-        control_reload_hook(out);
+        env->reload(env->reload_arg, out);
 }
 
 const fg_control_command fg_control_commands[] = {
@@ -119,7 +119,7 @@ const fg_control_command fg_control_commands[] = {
     {NULL, NULL, NULL},
 };
 
-void fg_control_answer(fg_stats *s, const char *request, fg_buf *out)
+void fg_control_answer(const fg_control_env *env, const char *request, fg_buf *out)
 {
     char *line = xstrdup(request);
     fg_strlower(line);
@@ -134,7 +134,7 @@ void fg_control_answer(fg_stats *s, const char *request, fg_buf *out)
         if (strcmp(c->name, text) == 0)
             found = c;
     if (found)
-        found->run(s, out, args);
+        found->run(env, out, args);
     else
         fg_buf_printf(out, "ERR no such command: %s", text);
     free(line);
@@ -182,7 +182,7 @@ static void control_respond(control_client *cl)
     }
     fg_buf answer;
     fg_buf_init(&answer);
-    fg_control_answer(cl->ctl->stats, trimmed, &answer);
+    fg_control_answer(&cl->ctl->env, trimmed, &answer);
     free(request);
     if (answer.len == 0) {          /* e.g. an empty exceptionlist: nothing to wait for */
         fg_buf_free(&answer);
@@ -295,10 +295,10 @@ static int control_unix_socket(const char *path, char **err)
     return fd;
 }
 
-fg_control *fg_control_new(struct event_base *base, fg_stats *s, const char *spec, char **err)
+fg_control *fg_control_new(struct event_base *base, const fg_control_env *env, const char *spec, char **err)
 {
     fg_control *ctl = xcalloc(1, sizeof *ctl);
-    ctl->stats = s;
+    ctl->env = *env;
     if (control_is_port(spec)) {
         long port = strtol(spec, NULL, 10);
         if (port < 1 || port > 65535) {

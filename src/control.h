@@ -16,24 +16,32 @@
 
 typedef struct fg_control fg_control;
 
+/* What the commands reach: the counters, the daemon's reload, the console (for netconsole). */
+struct fg_console;
+typedef struct fg_control_env {
+    fg_stats *stats;
+    /* The daemon's reload (fg_controller_reload): appends "OK: ..." or "ERROR: ..." lines. NULL:
+     * the command answers that reload is not available. */
+    int (*reload)(void *arg, fg_buf *out);
+    void *reload_arg;
+    struct fg_console *console; /* may be NULL */
+} fg_control_env;
+
 /* One command: its name, a one-line help (also what `fuglu_control` lists) and the answer. */
 typedef struct fg_control_command {
     const char *name;
     const char *help;
-    void (*run)(fg_stats *s, fg_buf *out, const char *args);
+    void (*run)(const fg_control_env *env, fg_buf *out, const char *args);
 } fg_control_command;
 
 /* NULL-terminated. */
 extern const fg_control_command fg_control_commands[];
 
-/* The daemon's reload, run by the `reload` command: appends "OK: ..." or "ERROR: ..." lines. */
-void fg_control_set_reload(int (*hook)(fg_buf *out));
-
 /* Answers one request line (as received) into out. */
-void fg_control_answer(fg_stats *s, const char *request, fg_buf *out);
+void fg_control_answer(const fg_control_env *env, const char *request, fg_buf *out);
 
 /* spec: the controlport value. Returns NULL and *err (caller frees) if it cannot listen. */
-fg_control *fg_control_new(struct event_base *base, fg_stats *s, const char *spec, char **err);
+fg_control *fg_control_new(struct event_base *base, const fg_control_env *env, const char *spec, char **err);
 /* Closes the listener and every client; removes the unix socket file. */
 void fg_control_free(fg_control *c);
 

@@ -120,7 +120,7 @@ char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, c
     checksum_dir(sums[2], plugins, ".lua");
     free(fw);
     free(plugins);
-    const char *plugindir = fg_config_get(cfg, "main", "plugindir");
+    const char *plugindir = fg_core_str(cfg, "main", "plugindir");
     if (plugindir && *plugindir) {
         char *copy = xstrdup(plugindir);
         char *save = NULL;
@@ -161,52 +161,36 @@ char *fg_generation_fingerprint_diff(const char *old, const char *new)
     return fg_buf_steal(&b, NULL);
 }
 
-static long config_int(const fg_config *cfg, const char *sec, const char *opt, long def, fg_buf *report, int *bad)
+static void add_error(void *arg, const char *msg)
 {
-    long v = def;
-    char *err = NULL;
-    if (fg_config_get_int(cfg, sec, opt, def, &v, &err) != 0) {
-        fg_buf_printf(report, "%s\n", err);
-        free(err);
-        (*bad)++;
-    }
-    return v;
+    fg_findings_add_located(arg, FG_FINDING_ERROR, msg);
 }
 
 fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, char *fingerprint, int number,
-                                 int check, fg_buf *report)
+                                 int check, fg_findings *findings)
 {
-    int bad = 0;
-    const char *backend = fg_config_get(cfg, "performance", "backend");
-    int process = backend && strcasecmp(backend, "process") == 0;
-    if (backend && !process && strcasecmp(backend, "thread") != 0) {
-        fg_buf_printf(report, "%s: [performance] backend: '%s' is neither thread nor process\n",
-                      fg_config_origin(cfg, "performance", "backend") ? fg_config_origin(cfg, "performance", "backend")
-                                                                      : "config",
-                      backend);
-        bad++;
+    size_t errors_before = findings->errors;
+    const char *backend = fg_core_str(cfg, "performance", "backend");
+    int process = strcasecmp(backend, "process") == 0;
+    if (!process && strcasecmp(backend, "thread") != 0) {
+        const char *origin = fg_config_origin(cfg, "performance", "backend");
+        char *msg = xasprintf("[performance] backend: '%s' is neither thread nor process", backend);
+        fg_findings_add(findings, FG_FINDING_ERROR, origin, msg);
+        free(msg);
     }
-    long minthreads = config_int(cfg, "performance", "minthreads", 2, report, &bad);
-    long maxthreads = config_int(cfg, "performance", "maxthreads", 40, report, &bad);
-    long initialprocs = config_int(cfg, "performance", "initialprocs", 0, report, &bad);
-    long scan_timeout = config_int(cfg, "main", "scan_timeout", 300, report, &bad);
-    if (bad) {
+    fg_config_check_core(cfg, add_error, findings);
+    if (findings->errors == errors_before && check && fg_lua_lint(cfg, &env->lua, findings) > 0
+        && findings->errors == errors_before)
+        fg_findings_add(findings, FG_FINDING_ERROR, NULL, "plugin lint failed");
+    if (findings->errors > errors_before) {
         fg_config_free(cfg);
         free(fingerprint);
         return NULL;
     }
-    if (check) {
-        char *lint = NULL;
-        int errors = fg_lua_lint_report(cfg, &env->lua, &lint);
-        if (errors) {
-            fg_buf_printf(report, "%s", lint ? lint : "plugin lint failed\n");
-            free(lint);
-            fg_config_free(cfg);
-            free(fingerprint);
-            return NULL;
-        }
-        free(lint);
-    }
+    long minthreads = fg_core_int(cfg, "performance", "minthreads");
+    long maxthreads = fg_core_int(cfg, "performance", "maxthreads");
+    long initialprocs = fg_core_int(cfg, "performance", "initialprocs");
+    long scan_timeout = fg_core_int(cfg, "main", "scan_timeout");
     fg_generation *g = xcalloc(1, sizeof *g);
     g->number = number;
     g->cfg = cfg;
@@ -244,7 +228,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
         g->pool = fg_threadpool_new(&po, &err);
     }
     if (!g->pool) {
-        fg_buf_printf(report, "%s\n", err ? err : "the worker pool could not be started");
+        fg_findings_add_located(findings, FG_FINDING_ERROR, err ? err : "the worker pool could not be started");
         free(err);
         fg_config_free(cfg);
         free(fingerprint);

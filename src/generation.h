@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include "config.h"
 #include "job.h"
+#include "lint.h"
 #include "lua/lua_worker.h"
 #include "pool.h"
 #include "util.h"
@@ -36,11 +37,11 @@ char *fg_generation_fingerprint(const fg_config *cfg, const char *config_path, c
 /* Which parts differ between two fingerprints, for the log: e.g. "configuration, Lua plugins".
  * Caller frees. */
 char *fg_generation_fingerprint_diff(const char *old, const char *new);
-/* Builds the pool of cfg's backend; takes ownership of cfg and fingerprint. With check, runs every
- * plugin's lint first and refuses on errors (appended to *report). NULL on failure, with the reasons
- * in *report (one per line). */
+/* Builds the pool of cfg's backend; takes ownership of cfg and fingerprint. Checks the core options'
+ * types and bounds, and with check runs every plugin's lint first (into findings). NULL on failure,
+ * with the reasons among the findings' errors. */
 fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, char *fingerprint, int number,
-                                 int check, fg_buf *report);
+                                 int check, fg_findings *findings);
 int fg_generation_submit(fg_generation *g, fg_job *job);
 /* Stops taking jobs and returns those not started (linked by next). */
 fg_job *fg_generation_retire(fg_generation *g);

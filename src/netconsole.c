@@ -280,14 +280,7 @@ static void nc_on_expire(evutil_socket_t fd, short what, void *arg)
 
 static bool nc_cfg_bool(const fg_config *cfg, const char *opt)
 {
-    bool v = false;
-    char *err = NULL;
-    if (fg_config_get_bool(cfg, "main", opt, false, &v, &err) != 0) {
-        fg_log(NC_LOGGER, FG_ERROR, "%s (netconsole stays off)", err);
-        free(err);
-        return false;
-    }
-    return v;
+    return fg_core_bool(cfg, "main", opt);   /* checked at start-up: a bad value never gets here */
 }
 
 /* Fills a sockaddr for a numeric address (or localhost); 0 or -1. */
@@ -313,10 +306,9 @@ static int nc_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, 
     return -1;
 }
 
-void fg_netconsole_command(fg_stats *s, fg_buf *out, const char *args)
+void fg_netconsole_command(const fg_control_env *env, fg_buf *out, const char *args)
 {
-    (void)s;
-    fg_console *c = fg_console_global();
+    fg_console *c = env->console;
     if (!c) {
         fg_buf_puts(out, "ERR netconsole: not available in this process");
         return;

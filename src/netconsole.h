@@ -17,6 +17,7 @@
 #ifndef FUGLU_NETCONSOLE_H
 #define FUGLU_NETCONSOLE_H
 
+#include "control.h"
 #include "stats.h"
 #include "util.h"
 
@@ -27,9 +28,9 @@
 #define NETCONSOLE_MAX_LINE 65536
 #define NETCONSOLE_GREETING "Fuglu Lua Shell - MainController available as 'mc'"
 
-/* The control command (the fg_control_command run signature). Uses fg_console_global(). The answer
+/* The control command (the fg_control_command run signature), on env->console. The answer
  * is "Lua interactive console starting on ADDR port PORT\ntoken TOKEN\n" or "ERR netconsole: ...". */
-void fg_netconsole_command(fg_stats *s, fg_buf *out, const char *args);
+void fg_netconsole_command(const fg_control_env *env, fg_buf *out, const char *args);
 /* Closes the listener and the session, if any. */
 void fg_netconsole_stop(void);
 /* fuglu_control netconsole --connect: given the command's answer, connects, sends the token and

@@ -47,13 +47,34 @@ function Config:has_option(section, option)
     return options ~= nil and options[option:lower()] ~= nil
 end
 
--- The raw string value. Without a default a missing option is an error, like Fuglu's
--- NoOptionError; pass a default (false counts) to get it back instead.
+-- The core options' table (src/config.c, the one source of their defaults), loaded once.
+local core_options
+local function core_default(section, option)
+    if core_options == nil then
+        local ok, core = pcall(require, "fuglu_core")
+        core_options = ok and type(core) == "table" and core.core_options and core.core_options() or {}
+    end
+    local s = core_options[section]
+    local o = s and s[option]
+    return o and o.default
+end
+
+-- The core options' table: {section = {option = {default, type, min, max, description}}}.
+function config.core_options()
+    core_default("main", "identifier")
+    return core_options
+end
+
+-- The raw string value. A core option not set falls back to its default in the core table; any
+-- other missing option without a default is an error, like Fuglu's NoOptionError; pass a default
+-- (false counts) to get it back instead.
 function Config:get(section, option, default)
     local options = self.sections[section]
     local value = options and options[option:lower()]
     if value == nil then
         if default ~= nil then return default end
+        value = core_default(section, option:lower())
+        if value ~= nil then return value end
         error(string.format("missing configuration value [%s] :: %s", tostring(section), option), 2)
     end
     return tostring(value)

@@ -1,46 +1,74 @@
--- fuglu.lint: the plugin part of `fuglu --lint` (the C side lints the core options first).
+-- fuglu.lint: the plugin part of `fuglu --lint` and of every reload (the C side lints the core
+-- options first).
 --
---   local errors = require("fuglu.lint").run(config, options)   -- number of errors found
+--   local errors = require("fuglu.lint").run(config, options, report)   -- number of errors found
 --
--- Loads every plugin the way a worker does, then runs each plugin's lint() and prints Fuglu's
--- lines: "Linting Plugin <name> Config section: <section>", the plugin's own output, OK/ERROR.
+-- Loads every plugin the way a worker does, then runs each plugin's lint(). Every line goes to
+-- report(severity, text, line): severity "info" (progress: "Linting Plugin <name> Config section:
+-- <section>", OK/ERROR), "warning" or "error"; text is the message without Fuglu's "ERROR: " or
+-- "WARNING: " prefix, line the transcript line as Fuglu prints it. Without report, lines are printed.
+-- What a plugin's lint() prints is its findings: errors when its lint fails, else info (warnings and
+-- errors when the line says so).
 
 local worker = require "fuglu.worker"
 
 local lint = {}
 
--- Runs one plugin's lint(); a crash counts as a failure and is printed.
-local function lint_plugin(p)
-    print(string.format("Linting Plugin %s Config section: %s", tostring(p), tostring(p.section)))
+local function printer(_, _, line) print(line) end
+
+local function classify(line, failed)
+    local err = line:match("^ERROR: (.*)$")
+    if err then return "error", err end
+    local warn = line:match("^WARNING: (.*)$")
+    if warn then return "warning", warn end
+    return failed and "error" or "info", line
+end
+
+-- Runs one plugin's lint() with print captured; a crash counts as a failure.
+local function lint_plugin(p, report)
+    report("info", nil, string.format("Linting Plugin %s Config section: %s", tostring(p), tostring(p.section)))
+    local lines = {}
+    local saved = print
+    print = function(...)
+        local parts = {}
+        for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+        lines[#lines + 1] = table.concat(parts, "\t")
+    end
     local ok, result = xpcall(function() return p:lint() end, debug.traceback)
+    print = saved
     if not ok then
-        print("ERROR: lint() raised an error: " .. tostring(result))
+        lines[#lines + 1] = "ERROR: lint() raised an error: " .. tostring(result)
         result = false
     end
-    print(result and "OK" or "ERROR")
+    for _, line in ipairs(lines) do
+        local severity, text = classify(line, not result)
+        report(severity, text, line)
+    end
+    report("info", nil, result and "OK" or "ERROR")
     return result and true or false
 end
 
-function lint.run(config, options)
-    print("Loading plugins...")
+function lint.run(config, options, report)
+    report = report or printer
+    report("info", nil, "Loading plugins...")
     local ok, w, errors = pcall(worker.new, config, options)
     if not ok then
-        print("ERROR: " .. tostring(w))
+        report("error", tostring(w), "ERROR: " .. tostring(w))
         return 1
     end
     if w == nil then
-        print("ERROR: At least one plugin failed to load")
-        for _, err in ipairs(errors) do print("ERROR: " .. err) end
+        report("info", nil, "ERROR: At least one plugin failed to load")
+        for _, err in ipairs(errors) do report("error", err, "ERROR: " .. err) end
         return #errors
     end
-    print("Plugin loading complete")
+    report("info", nil, "Plugin loading complete")
     local failed = 0
     for _, key in ipairs({ "prependers", "scanners", "appenders" }) do
         for _, p in ipairs(w.chain[key]) do
-            if not lint_plugin(p) then failed = failed + 1 end
+            if not lint_plugin(p, report) then failed = failed + 1 end
         end
     end
-    print(string.format("%d plugins reported errors.", failed))
+    report("info", nil, string.format("%d plugins reported errors.", failed))
     return failed
 end
 

@@ -103,22 +103,22 @@ end
 
 -- The headers the core adds after scanning, and the scan time tag.
 function pipeline.add_core_headers(suspect, config, scantime)
-    local prefix = config:get("main", "prependaddedheaders", "X-Fuglu-")
-    if config:getboolean("main", "spamstatusheader", true) then
+    local prefix = config:get("main", "prependaddedheaders")
+    if config:getboolean("main", "spamstatusheader") then
         suspect:add_header(prefix .. "Spamstatus", suspect:is_spam() and "YES" or "NO")
     end
     suspect.tags["fuglu.scantime"] = string.format("%.4f", scantime)
-    if config:getboolean("main", "debuginfoheader", false) then
+    if config:getboolean("main", "debuginfoheader") then
         suspect:add_header(prefix .. "Debuginfo", tostring(suspect))
     end
-    if config:getboolean("main", "suspectidheader", true) then
+    if config:getboolean("main", "suspectidheader") then
         suspect:add_header(prefix .. "Suspect", suspect.id)
     end
 end
 
 -- The [main] logtemplate line (nil if the template is blank).
 function pipeline.log_line(suspect, config)
-    local text = config:get("main", "logtemplate", "")
+    local text = config:get("main", "logtemplate")
     if text:match("^%s*$") then return nil end
     return template.apply(text, suspect, suspect:log_values())
 end

@@ -269,8 +269,8 @@ function Suspect:get_client_info(config)
     if self.clientinfo then return self.clientinfo end
     local skip, regex = 0, nil
     if config then
-        skip = config:getint("environment", "boundarydistance", 0)
-        regex = config:get("environment", "trustedhostsregex", "")
+        skip = config:getint("environment", "boundarydistance")
+        regex = config:get("environment", "trustedhostsregex")
     end
     self.clientinfo = self:client_info_from_received(regex, skip)
     return self.clientinfo

@@ -34,7 +34,7 @@ function trash.store(config, suspect, plugin)
     if f == nil then error(err) end
     f:write(suspect:get_source())
     f:close()
-    if config:getboolean("main", "trashlog", false) then
+    if config:getboolean("main", "trashlog") then
         local logf = io.open(dir .. "/00-fuglutrash.log", "ab")
         if logf then
             logf:write(string.format("%s %s %s %s %s\n", os.date("%Y-%m-%d %H:%M:%S"),

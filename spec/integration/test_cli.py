@@ -2,6 +2,7 @@
 SIGTERM while idle exits 0 and removes the pidfile."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,24 @@ class CliTests(unittest.TestCase):
         self.assertRegex(out, r"WARNING: scan_timeout \(560\) \+ reinject_timeout \(60\).*smtp_data_done_timeout")
         r = self.run_cli("--lint", "-c", self.write_config(main__scan_timeout="300", main__reinject_timeout="60"))
         self.assertNotIn("smtp_data_done_timeout", r.stdout.decode())
+
+    def test_core_option_types_and_bounds_come_from_one_table(self):
+        # config.c's table gives each core option its type and bounds: --lint names the file and
+        # line of a bad value, and the daemon refuses to start on it instead of guessing a default.
+        path = self.write_config(main__scan_timeout="-5", performance__maxthreads="many",
+                                 main__spamstatusheader="perhaps")
+        r = self.run_cli("--lint", "-c", path)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 3, out + r.stderr.decode())
+        self.assertRegex(out, r"ERROR: %s:\d+: \[main\] scan_timeout: -5 is out of range \(0 to 86400\)"
+                         % re.escape(path))
+        self.assertRegex(out, r"ERROR: %s:\d+: \[performance\] maxthreads: 'many' is not an integer" % re.escape(path))
+        self.assertRegex(out, r"ERROR: %s:\d+: \[main\] spamstatusheader: 'perhaps' is not a boolean" % re.escape(path))
+        r = self.run_cli("-f", "-c", path)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertIn("the configuration has errors", err)
+        self.assertRegex(err, r"%s:\d+: \[main\] scan_timeout: -5 is out of range" % re.escape(path))
 
     def test_lint_one_missing_plugin(self):
         r = self.run_cli("--lint", "-c", self.write_config(main__plugins="testaction,no_such_plugin_x"))

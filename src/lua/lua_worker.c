@@ -290,37 +290,13 @@ void fg_lua_worker_free(fg_lua_worker *w)
     free(w);
 }
 
-int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env)
-{
-    lua_State *L = fg_lua_new_state(env);
-    lua_pushcfunction(L, traceback);
-    int tb = lua_gettop(L);
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "fuglu.lint");
-    int errors;
-    if (lua_pcall(L, 1, 1, tb) != 0) {
-        printf("ERROR: cannot load the Lua framework from %s: %s\n", env->luadir, lua_tostring(L, -1));
-        errors = 1;
-    } else {
-        lua_getfield(L, -1, "run");
-        fg_lua_push_config(L, cfg);
-        push_options(L, env, "lint");
-        if (lua_pcall(L, 2, 1, tb) != 0) {
-            printf("ERROR: lint failed: %s\n", lua_tostring(L, -1));
-            errors = 1;
-        } else {
-            errors = (int)lua_tointeger(L, -1);
-        }
-    }
-    lua_close(L);
-    return errors;
-}
-
-/* print() replacement for fg_lua_lint_report: appends its arguments as one line to the buffer in
- * upvalue 1 (a light userdata). */
+/* print() replacement for fg_lua_lint: its arguments, tab-separated, become one finding in the list
+ * of upvalue 1 (a light userdata), classified by Fuglu's "ERROR: "/"WARNING: " prefixes. */
 static int capture_print(lua_State *L)
 {
-    fg_buf *b = lua_touserdata(L, lua_upvalueindex(1));
+    fg_findings *f = lua_touserdata(L, lua_upvalueindex(1));
+    fg_buf b;
+    fg_buf_init(&b);
     int n = lua_gettop(L);
     lua_getglobal(L, "tostring");
     for (int i = 1; i <= n; i++) {
@@ -328,19 +304,32 @@ static int capture_print(lua_State *L)
         lua_pushvalue(L, i);
         lua_call(L, 1, 1);
         const char *s = lua_tostring(L, -1);
-        fg_buf_printf(b, "%s%s", i > 1 ? "\t" : "", s ? s : "");
+        fg_buf_printf(&b, "%s%s", i > 1 ? "\t" : "", s ? s : "");
         lua_pop(L, 1);
     }
-    fg_buf_puts(b, "\n");
+    fg_findings_add_line(f, b.data ? b.data : "");
+    fg_buf_free(&b);
     return 0;
 }
 
-int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **report)
+/* lint.run's report(severity, text, line): one finding in the list of upvalue 1. */
+static int lint_report(lua_State *L)
 {
-    fg_buf out;
-    fg_buf_init(&out);
+    fg_findings *f = lua_touserdata(L, lua_upvalueindex(1));
+    const char *severity = luaL_checkstring(L, 1);
+    const char *text = lua_tostring(L, 2);
+    const char *line = luaL_optstring(L, 3, text ? text : "");
+    fg_severity sev = strcmp(severity, "error") == 0 ? FG_FINDING_ERROR
+                      : strcmp(severity, "warning") == 0 ? FG_FINDING_WARNING : FG_FINDING_INFO;
+    fg_findings_add_transcript(f, sev, text, line);
+    return 0;
+}
+
+int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f)
+{
+    size_t before = f->errors;
     lua_State *L = fg_lua_new_state(env);
-    lua_pushlightuserdata(L, &out);
+    lua_pushlightuserdata(L, f);
     lua_pushcclosure(L, capture_print, 1);
     lua_setglobal(L, "print");
     lua_pushcfunction(L, traceback);
@@ -349,24 +338,33 @@ int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **repor
     lua_pushstring(L, "fuglu.lint");
     int errors;
     if (lua_pcall(L, 1, 1, tb) != 0) {
-        fg_buf_printf(&out, "ERROR: cannot load the Lua framework from %s: %s\n", env->luadir, lua_tostring(L, -1));
+        char *msg = xasprintf("cannot load the Lua framework from %s: %s", env->luadir, lua_tostring(L, -1));
+        fg_findings_add(f, FG_FINDING_ERROR, NULL, msg);
+        free(msg);
         errors = 1;
     } else {
         lua_getfield(L, -1, "run");
         fg_lua_push_config(L, cfg);
         push_options(L, env, "lint");
-        if (lua_pcall(L, 2, 1, tb) != 0) {
-            fg_buf_printf(&out, "ERROR: lint failed: %s\n", lua_tostring(L, -1));
+        lua_pushlightuserdata(L, f);
+        lua_pushcclosure(L, lint_report, 1);
+        if (lua_pcall(L, 3, 1, tb) != 0) {
+            char *msg = xasprintf("lint failed: %s", lua_tostring(L, -1));
+            fg_findings_add(f, FG_FINDING_ERROR, NULL, msg);
+            free(msg);
             errors = 1;
         } else {
             errors = (int)lua_tointeger(L, -1);
         }
     }
     lua_close(L);
-    if (report)
-        *report = fg_buf_steal(&out, NULL);
-    else
-        fg_buf_free(&out);
+    /* A plugin whose lint() returned false without printing an ERROR line still counts. */
+    size_t printed = f->errors - before;
+    if (errors > 0 && printed == 0) {
+        char *msg = xasprintf("%d plugins reported errors", errors);
+        fg_findings_add(f, FG_FINDING_ERROR, NULL, msg);
+        free(msg);
+    }
     return errors;
 }
 

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "lint.h"
 #include "pool.h"
 
 typedef struct fg_lua_worker fg_lua_worker;
@@ -32,12 +33,9 @@ typedef struct fg_lua_scanner {
 } fg_lua_scanner;
 fg_scanner fg_lua_scanner_of(fg_lua_scanner *ls);
 
-/* --lint: loads every plugin and runs each lint; prints the report; returns the number of errors. */
-int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env);
-
-/* The same checks for a reload: nothing is printed; the lint report goes to *report (caller frees,
- * may be NULL). Returns the number of errors. */
-int fg_lua_lint_report(const fg_config *cfg, const fg_lua_env *env, char **report);
+/* The plugin part of the lint (--lint and every reload): loads every plugin and runs each lint; its
+ * transcript goes into f (lint.h). Returns the number of errors. */
+int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f);
 
 /* Where lua/ is: $FUGLU_LUADIR, else lua/ of the source tree when the program runs from build/,
  * else PREFIX/share/fuglu/lua next to an installed PREFIX/bin program, else the compiled-in data

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lint.h"
 #include "util.h"
 
 /* Parses text that must be valid and returns the config. */
@@ -561,6 +562,93 @@ static void test_dist_file_matches_defaults(void **state)
     fg_config_free(cfg);
 }
 
+/* ---- the table of core options: types, bounds, the getters ---- */
+
+typedef struct collected {
+    int n;
+    char msgs[8][256];
+} collected;
+
+static void collect(void *arg, const char *msg)
+{
+    collected *c = arg;
+    if (c->n < 8)
+        snprintf(c->msgs[c->n], sizeof c->msgs[0], "%s", msg);
+    c->n++;
+}
+
+static void test_core_table_types_and_getters(void **state)
+{
+    (void)state;
+    /* every typed entry has sane bounds and a default that passes them */
+    for (const fg_config_default *d = fg_core_defaults; d->section; d++) {
+        if (d->type == FG_OPT_INT || d->type == FG_OPT_DOUBLE) {
+            double v = strtod(d->value, NULL);
+            assert_true(d->min <= v && v <= d->max);
+        }
+        if (d->type == FG_OPT_BOOL) {
+            bool b;
+            assert_int_equal(fg_parse_bool(d->value, &b), 0);
+        }
+    }
+    assert_null(fg_core_option("main", "no_such_option"));
+    assert_non_null(fg_core_option("main", "scan_timeout"));
+
+    fg_config *cfg = parse_ok("[main]\nscan_timeout = 7\nspamstatusheader = no\nreinject_timeout = 2.5\n");
+    fg_config_apply_core_defaults(cfg);
+    assert_int_equal(fg_core_int(cfg, "main", "scan_timeout"), 7);
+    assert_int_equal(fg_core_int(cfg, "main", "smtp_timeout"), 300);      /* the table's default */
+    assert_false(fg_core_bool(cfg, "main", "spamstatusheader"));
+    assert_true(fg_core_double(cfg, "main", "reinject_timeout") == 2.5);
+    assert_string_equal(fg_core_str(cfg, "performance", "backend"), "thread");
+    collected c = {0};
+    assert_int_equal(fg_config_check_core(cfg, collect, &c), 0);
+    fg_config_free(cfg);
+
+    cfg = parse_ok("[main]\nscan_timeout = -1\nsmtp_timeout = soon\ndaemonize = maybe\n"
+                   "outgoingport = 70000\n");
+    fg_config_apply_core_defaults(cfg);
+    assert_int_equal(fg_config_check_core(cfg, collect, &c), 4);
+    assert_string_equal(c.msgs[0], "t.conf:4: [main] daemonize: 'maybe' is not a boolean (use 1/yes/true/on or "
+                                   "0/no/false/off)");
+    assert_string_equal(c.msgs[1], "t.conf:5: [main] outgoingport: 70000 is out of range (1 to 65535)");
+    assert_string_equal(c.msgs[2], "t.conf:3: [main] smtp_timeout: 'soon' is not an integer");
+    assert_string_equal(c.msgs[3], "t.conf:2: [main] scan_timeout: -1 is out of range (0 to 86400)");
+    /* a refused value reads as the default (the check refuses the config before it is used) */
+    assert_int_equal(fg_core_int(cfg, "main", "scan_timeout"), 300);
+    assert_int_equal(fg_core_int(cfg, "main", "outgoingport"), 10026);
+    fg_config_free(cfg);
+}
+
+static void test_lint_findings(void **state)
+{
+    (void)state;
+    fg_findings f = {0};
+    fg_findings_add_located(&f, FG_FINDING_ERROR, "/etc/fuglu/fuglu.conf:12: [main] x: 'y' is not an integer");
+    fg_findings_add_line(&f, "WARNING: conf/logging.conf not found");
+    fg_findings_add_line(&f, "Linting main configuration");
+    fg_findings_add_located(&f, FG_FINDING_ERROR, "no location: here");
+    fg_findings_add_transcript(&f, FG_FINDING_ERROR, "Error in file 'a', lineno 3", "Error in file 'a', lineno 3");
+    assert_int_equal(f.count, 5);
+    assert_int_equal(f.errors, 3);
+    assert_string_equal(f.items[0].where, "/etc/fuglu/fuglu.conf:12");
+    assert_string_equal(f.items[0].message, "[main] x: 'y' is not an integer");
+    assert_int_equal(f.items[1].severity, FG_FINDING_WARNING);
+    assert_null(f.items[1].where);
+    assert_int_equal(f.items[2].severity, FG_FINDING_INFO);
+    assert_null(f.items[3].where);
+    fg_buf b;
+    fg_buf_init(&b);
+    fg_findings_report(&f, &b);   /* a reload's report: no progress lines */
+    assert_string_equal(b.data, "ERROR: /etc/fuglu/fuglu.conf:12: [main] x: 'y' is not an integer\n"
+                                "WARNING: conf/logging.conf not found\n"
+                                "ERROR: no location: here\n"
+                                "ERROR: Error in file 'a', lineno 3\n");
+    fg_buf_free(&b);
+    fg_findings_free(&f);
+    assert_int_equal(f.count, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -583,6 +671,8 @@ int main(void)
         cmocka_unit_test(test_read_file_errors),
         cmocka_unit_test(test_load_confd),
         cmocka_unit_test(test_dist_file_matches_defaults),
+        cmocka_unit_test(test_core_table_types_and_getters),
+        cmocka_unit_test(test_lint_findings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

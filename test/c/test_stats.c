@@ -240,19 +240,20 @@ static void test_control_dispatch(void **state)
 {
     (void)state;
     fg_stats *s = fg_stats_new();
+    fg_control_env env = {.stats = s};
     fg_buf b;
     fg_buf_init(&b);
-    fg_control_answer(s, "  FrobNicate 1337  ", &b);
+    fg_control_answer(&env, "  FrobNicate 1337  ", &b);
     assert_string_equal(b.data, "ERR no such command: frobnicate");
     fg_buf_clear(&b);
-    fg_control_answer(s, "STATS", &b);
+    fg_control_answer(&env, "STATS", &b);
     assert_true(strncmp(b.data, "Fuglu statistics\n", 17) == 0);
     fg_buf_clear(&b);
-    fg_control_answer(s, "stats --json", &b);
+    fg_control_answer(&env, "stats --json", &b);
     assert_true(b.data[0] == '{');
     assert_non_null(strstr(b.data, "\"total\": 0"));
     fg_buf_clear(&b);
-    fg_control_answer(s, "uptime", &b);
+    fg_control_answer(&env, "uptime", &b);
     assert_true(strncmp(b.data, "Fuglu was started on ", 21) == 0);
     assert_non_null(strstr(b.data, "\nUptime: 0:00:00"));
     fg_buf_free(&b);
@@ -329,9 +330,42 @@ static void test_prometheus_text(void **state)
     fg_stats_free(s);
 }
 
+static int fake_reload_calls;
+
+static int fake_reload(void *arg, fg_buf *out)
+{
+    fake_reload_calls += *(int *)arg;
+    fg_buf_puts(out, "OK: nothing changed\n");
+    return 0;
+}
+
+/* The reload command reaches the daemon through the env it is given, not a global. */
+static void test_control_reload_goes_through_the_env(void **state)
+{
+    (void)state;
+    fg_stats *s = fg_stats_new();
+    fg_control_env none = {.stats = s};
+    fg_buf b;
+    fg_buf_init(&b);
+    fg_control_answer(&none, "reload", &b);
+    assert_string_equal(b.data, "ERROR: reload is not available\n");
+    fg_buf_clear(&b);
+    int weight = 1;
+    fg_control_env env = {.stats = s, .reload = fake_reload, .reload_arg = &weight};
+    fg_control_answer(&env, "RELOAD", &b);
+    assert_string_equal(b.data, "OK: nothing changed\n");
+    assert_int_equal(fake_reload_calls, 1);
+    fg_buf_clear(&b);
+    fg_control_answer(&env, "netconsole", &b);   /* no console in this env */
+    assert_non_null(strstr(b.data, "ERR netconsole"));
+    fg_buf_free(&b);
+    fg_stats_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_control_reload_goes_through_the_env),
         cmocka_unit_test(test_exact_under_concurrency),
         cmocka_unit_test(test_ham_includes_blocked_and_deferred_not_counted),
         cmocka_unit_test(test_avg_scantime_last_101),
