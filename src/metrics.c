@@ -1,9 +1,8 @@
-/* metrics: Prometheus endpoint and status page on evhttp. See metrics.h. */
+/* metrics: Prometheus endpoint and status page on the bounded httpd (httpd.h). See metrics.h. */
 #include "metrics.h"
 #include "log.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
+#include "httpd.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,9 @@
 #define METRICS_LOGGER "fuglu.metrics"
 #define METRICS_SAMPLE_SECONDS 10
 #define METRICS_SAMPLES 361                 /* one hour of 10 s steps, both ends included */
+#define METRICS_MAX_CONNECTIONS 32          /* scrapers and a browser; more wait in the backlog */
+#define METRICS_MAX_HEADER 8192             /* a request head beyond it gets 431 */
+#define METRICS_TIMEOUT_SECONDS 10          /* for a whole request, reply included */
 
 typedef struct metrics_sample {
     double when;                            /* wall clock */
@@ -22,7 +24,7 @@ typedef struct metrics_sample {
 struct fg_metrics {
     fg_stats *stats;
     fg_generation *gen;         /* in service; NULL before the first one */
-    struct evhttp *http;
+    fg_httpd *http;
     struct event *sampler;
     metrics_sample samples[METRICS_SAMPLES];
     int nsamples, next;
@@ -282,39 +284,23 @@ static void metrics_status_page(fg_buf *b, fg_metrics *m)
     fg_stats_snapshot_free(&snap);
 }
 
-static void metrics_on_request(struct evhttp_request *req, void *arg)
+static int metrics_on_request(void *arg, const char *path, fg_buf *body, const char **content_type)
 {
     fg_metrics *m = arg;
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-        evhttp_send_error(req, 405, "Method Not Allowed");
-        return;
-    }
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    fg_buf body;
-    fg_buf_init(&body);
-    const char *type;
-    if (path && strcmp(path, "/metrics") == 0) {
+    if (strcmp(path, "/metrics") == 0) {
         fg_stats_snapshot snap;
         fg_stats_snapshot_take(m->stats, &snap);
-        fg_metrics_render_prometheus(&body, &snap, metrics_queue(m, &snap));
+        fg_metrics_render_prometheus(body, &snap, metrics_queue(m, &snap));
         fg_stats_snapshot_free(&snap);
-        type = "text/plain; version=0.0.4; charset=utf-8";
-    } else if (path && strcmp(path, "/") == 0) {
-        metrics_status_page(&body, m);
-        type = "text/html; charset=utf-8";
-    } else {
-        fg_buf_free(&body);
-        evhttp_send_error(req, 404, "Not Found");
-        return;
+        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return 200;
     }
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Content-Type", type);
-    evhttp_add_header(headers, "Cache-Control", "no-store");
-    struct evbuffer *out = evbuffer_new();
-    evbuffer_add(out, body.data, body.len);
-    evhttp_send_reply(req, 200, "OK", out);
-    evbuffer_free(out);
-    fg_buf_free(&body);
+    if (strcmp(path, "/") == 0) {
+        metrics_status_page(body, m);
+        *content_type = "text/html; charset=utf-8";
+        return 200;
+    }
+    return 404;
 }
 
 fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, const char *port, char **err)
@@ -327,17 +313,19 @@ fg_metrics *fg_metrics_new(struct event_base *base, fg_stats *s, const char *por
     }
     fg_metrics *m = xcalloc(1, sizeof *m);
     m->stats = s;
-    m->http = evhttp_new(base);
-    if (!m->http || evhttp_bind_socket(m->http, "127.0.0.1", (uint16_t)number) != 0) {
-        *err = xasprintf("cannot listen on 127.0.0.1:%ld for the metrics endpoint", number);
-        if (m->http)
-            evhttp_free(m->http);
+    fg_httpd_opts ho = {
+        .base = base, .addr = "127.0.0.1", .port = (int)number, .handler = metrics_on_request, .arg = m,
+        .max_conns = METRICS_MAX_CONNECTIONS, .max_header = METRICS_MAX_HEADER, .timeout = METRICS_TIMEOUT_SECONDS,
+        .logger = METRICS_LOGGER,
+    };
+    char *herr = NULL;
+    m->http = fg_httpd_new(&ho, &herr);
+    if (!m->http) {
+        *err = xasprintf("metrics endpoint: %s", herr);
+        free(herr);
         free(m);
         return NULL;
     }
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(m->http, 30);
-    evhttp_set_gencb(m->http, metrics_on_request, m);
     metrics_take_sample(m);
     m->sampler = event_new(base, -1, EV_PERSIST, metrics_on_sample, m);
     struct timeval tv = {METRICS_SAMPLE_SECONDS, 0};
@@ -357,6 +345,6 @@ void fg_metrics_free(fg_metrics *m)
     if (!m)
         return;
     event_free(m->sampler);
-    evhttp_free(m->http);
+    fg_httpd_free(m->http);
     free(m);
 }

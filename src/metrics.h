@@ -1,7 +1,7 @@
 /* metrics: an HTTP endpoint for Prometheus and a small status page (beyond Fuglu).
  *
- * [main] metricsport (empty = off, the default) opens an evhttp server on 127.0.0.1 in the main
- * event loop:
+ * [main] metricsport (empty = off, the default) opens a bounded HTTP server (httpd.h: 32
+ * connections, 8 KB request head, 10 s per request) on 127.0.0.1 in the main event loop:
  *   GET /metrics   Prometheus text format 0.0.4: messages by verdict, action and protocol, the scan
  *                  time histogram, per-plugin runs, errors, decisions and times, busy/idle workers,
  *                  queue length, re-inject failures;

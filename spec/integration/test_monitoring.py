@@ -483,6 +483,101 @@ class QueueLengthProcessTests(QueueLengthTests):
     config = dict(QueueLengthTests.config, **{"performance.backend": "process"})
 
 
+class BoundedMetricsServerTests(FugluCase):
+    """The metrics/status port costs no client more than a socket and a few KB: a request head is
+    cut at 8 KB (431), a request has 10 s in all, and at most 32 connections are served at once
+    (more wait in the backlog, the listener is paused rather than spinning)."""
+
+    config = {"main.plugins": "testaction"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.metricsport = free_port()
+        cls.config = dict(cls.config, **{"main.metricsport": str(cls.metricsport)})
+        super().setUpClass()
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.daemon.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.metricsport), timeout=15 * SCALE)
+        return s
+
+    def read_all(self, s, limit=1 << 20):
+        data = b""
+        while len(data) < limit:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def test_endless_header_line_gets_431_and_costs_no_cpu(self):
+        before = self.cpu_seconds()
+        s = self.connect()
+        sent, refused = 0, False
+        try:
+            for _ in range(4096):               # up to 256 MB, stopped by the server long before
+                s.sendall(b"GET /metrics HTTP/1.1\r\nX-Long: " if sent == 0 else b"a" * 65536)
+                sent += 65536
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            refused = True
+        reply = self.read_all(s)
+        s.close()
+        self.assertTrue(refused or reply, "the server read %d bytes of one header line" % sent)
+        if reply:
+            self.assertTrue(reply.startswith(b"HTTP/1.1 431 "), reply[:80])
+        self.assertLess(sent, 64 << 20, "the server kept reading an endless header line")
+        # the main loop stayed idle, and mail still flows
+        self.assertLess(self.cpu_seconds() - before, 1.0)
+        self.assertRegex(self.send_one(make_message([], subject="after the flood")) or "", r"^250 ")
+
+    def test_a_request_has_ten_seconds_in_all(self):
+        s = self.connect()
+        start = time.monotonic()
+        s.sendall(b"GET /metr")                  # and then nothing
+        reply = self.read_all(s)
+        s.close()
+        self.assertTrue(reply.startswith(b"HTTP/1.1 408 "), reply[:80])
+        self.assertLess(time.monotonic() - start, 15 * SCALE)
+
+    def test_connections_beyond_the_limit_wait(self):
+        idle = [self.connect() for _ in range(32)]
+        try:
+            extra = self.connect()               # accepted by the kernel, not yet by the server
+            extra.settimeout(2 * SCALE)
+            extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            with self.assertRaises(socket.timeout):
+                extra.recv(1)
+            idle.pop().close()                   # one slot frees: the waiting one is served
+            extra.settimeout(10 * SCALE)
+            reply = self.read_all(extra)
+            extra.close()
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), reply[:80])
+            self.assertIn(b"fuglu_messages_total", reply)
+        finally:
+            for s in idle:
+                s.close()
+
+    def test_get_and_head_only_and_no_body(self):
+        for request, status in ((b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"405"),
+                                (b"GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"413"),
+                                (b"GET /metrics SPDY/3\r\n\r\n", b"400"),
+                                (b"HEAD / HTTP/1.0\r\n\r\n", b"200")):
+            s = self.connect()
+            s.sendall(request)
+            reply = self.read_all(s)
+            s.close()
+            self.assertTrue(reply.startswith(b"HTTP/1.1 " + status), (request, reply[:80]))
+            if request.startswith(b"HEAD"):
+                self.assertTrue(reply.endswith(b"\r\n\r\n"), "HEAD got a body")
+
+
 class TcpControlPortTests(FugluCase):
     """controlport as a number: TCP on 127.0.0.1 only; the statsd appender with level=email."""
 
