@@ -823,6 +823,8 @@ const fg_config_default fg_core_defaults[] = {
       "Number of worker processes of the process backend; 0 means twice the number of CPUs.", FG_OPT_INT, 0, 10000 },
     { "performance", "att_mgr_cachesize", "50000000",
       "Bytes of decoded attachment data cached per message.", FG_OPT_INT, 0, 9.2e18 },
+    { "performance", "luamemlimit", "0",
+      "Bytes of memory each worker's Lua state may hold while plugins run; a message whose scan needs more is deferred with 451 and not delivered; 0 means no limit.", FG_OPT_INT, 0, 9.2e18 },
     { "spam", "defaultlowspamaction", "DUNNO",
       "Action for spam unless a plugin says otherwise: DUNNO, ACCEPT, DELETE, REJECT or DEFER.", FG_OPT_STRING, 0, 0 },
     { "spam", "defaulthighspamaction", "DUNNO",

@@ -2,8 +2,15 @@
  *
  * The per-message job table is built here from the C job; the message bytes are handed over as a
  * fuglu_core message object (a reference, not a copy).
+ *
+ * A worker's state allocates through its own fg_lua_alloc (lua_alloc.h): the bytes it holds are
+ * counted for workerlist and /metrics, and [performance] luamemlimit caps them while Lua code runs.
+ * A message whose scan hits the limit is deferred (451) and not delivered; the state is then fully
+ * collected, and recreated when the collection does not bring it below half the limit (a plugin
+ * that keeps what it allocated in a module table would otherwise fail every following message).
  */
 #include "lua_worker.h"
+#include "lua_alloc.h"
 #include "lua_core.h"
 #include "lua_regex.h"
 #include "lua_stats.h"
@@ -26,6 +33,13 @@ struct fg_lua_worker {
     int worker_ref;   /* the object returned by worker.new */
     int job_ref;      /* the last job table, for after() */
     int gc_big_kb;    /* a heap above this after a message is collected at once */
+    fg_lua_alloc alloc;          /* outlives every state of this worker (see recover) */
+    bool recover;                /* the last message ran out of memory: recover in after() */
+    /* What a recreated state is loaded from: the pool's config snapshot (read-only while the pool
+     * lives) and copies of the rest. */
+    const fg_config *cfg;
+    char *luadir;
+    char *name;
 };
 
 /* The collector's pause: a cycle starts when the heap reaches 4x what the last one kept (Lua's
@@ -46,11 +60,12 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-lua_State *fg_lua_new_state(const fg_lua_env *env)
+/* A state allocating through a, or through LuaJIT's own allocator when a is NULL (lint, console). */
+static lua_State *new_state(const fg_lua_env *env, fg_lua_alloc *a)
 {
-    lua_State *L = luaL_newstate();
+    lua_State *L = a ? fg_lua_alloc_newstate(a) : luaL_newstate();
     if (!L)
-        fg_panic("cannot create a Lua state");
+        fg_panic("cannot create a Lua state (%s)", a ? "lua_newstate with the worker's allocator" : "luaL_newstate");
     luaL_openlibs(L);
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", env->luadir, env->luadir);
@@ -64,6 +79,20 @@ lua_State *fg_lua_new_state(const fg_lua_env *env)
     lua_setfield(L, -2, "fuglu_stats");
     lua_pop(L, 2);
     return L;
+}
+
+lua_State *fg_lua_new_state(const fg_lua_env *env)
+{
+    return new_state(env, NULL);
+}
+
+/* lua_pcall with the memory limit enforced: only protected code may be refused memory. */
+static int worker_pcall(fg_lua_worker *w, int nargs, int nresults, int errfunc)
+{
+    w->alloc.enforce = true;
+    int rc = lua_pcall(w->L, nargs, nresults, errfunc);
+    w->alloc.enforce = false;
+    return rc;
 }
 
 void fg_lua_push_config(lua_State *L, const fg_config *cfg)
@@ -112,34 +141,46 @@ static char *collect_errors(lua_State *L, int idx)
     return fg_buf_steal(&b, NULL);
 }
 
-fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, const char *name, char **err)
+/* The text of a load error; the limit is named when it was what failed. */
+static char *load_error(fg_lua_worker *w, unsigned long refused_before, const char *what)
 {
-    lua_State *L = fg_lua_new_state(env);
+    if (w->alloc.refused != refused_before)
+        return xasprintf("%s: the Lua state ran out of memory: [performance] luamemlimit (%zu bytes) is too small to "
+                         "load the plugins; raise it or set 0 (no limit)", w->name, w->alloc.limit);
+    return xstrdup(what);
+}
+
+/* Loads the framework and every plugin into a new state w->L. 0, or -1 with *err (and no state). */
+static int worker_load(fg_lua_worker *w, char **err)
+{
+    fg_lua_env env = {.luadir = w->luadir};
+    unsigned long refused = w->alloc.refused;
+    lua_State *L = new_state(&env, &w->alloc);
+    w->L = L;
     lua_pushcfunction(L, traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "fuglu.worker");
-    if (lua_pcall(L, 1, 1, tb) != 0) {
-        *err = xasprintf("cannot load the Lua framework from %s: %s", env->luadir, lua_tostring(L, -1));
-        lua_close(L);
-        return NULL;
+    if (worker_pcall(w, 1, 1, tb) != 0) {
+        char *what = xasprintf("cannot load the Lua framework from %s: %s", w->luadir, lua_tostring(L, -1));
+        *err = load_error(w, refused, what);
+        free(what);
+        goto fail;
     }
     lua_getfield(L, -1, "new");
-    fg_lua_push_config(L, cfg);
-    push_options(L, env, name);
-    if (lua_pcall(L, 2, 2, tb) != 0) {
-        *err = xasprintf("%s", lua_tostring(L, -1));
-        lua_close(L);
-        return NULL;
+    fg_lua_push_config(L, w->cfg);
+    push_options(L, &env, w->name);
+    if (worker_pcall(w, 2, 2, tb) != 0) {
+        *err = load_error(w, refused, lua_tostring(L, -1));
+        goto fail;
     }
     if (lua_isnil(L, -2)) {
-        *err = collect_errors(L, -1);
-        lua_close(L);
-        return NULL;
+        char *what = collect_errors(L, -1);
+        *err = load_error(w, refused, what);
+        free(what);
+        goto fail;
     }
     lua_pop(L, 1);
-    fg_lua_worker *w = xcalloc(1, sizeof *w);
-    w->L = L;
     w->worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     w->job_ref = LUA_NOREF;
     lua_settop(L, 0);
@@ -147,7 +188,82 @@ fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, co
     int live_kb = lua_gc(L, LUA_GCCOUNT, 0);
     w->gc_big_kb = live_kb * 8 > WORKER_GC_BIG_MIN_KB ? live_kb * 8 : WORKER_GC_BIG_MIN_KB;
     lua_gc(L, LUA_GCSETPAUSE, WORKER_GC_PAUSE);
+    return 0;
+fail:
+    lua_close(L);
+    w->L = NULL;
+    return -1;
+}
+
+static void worker_destroy(fg_lua_worker *w)
+{
+    if (w->L)
+        lua_close(w->L);
+    free(w->luadir);
+    free(w->name);
+    free(w);
+}
+
+fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, const char *name, char **err)
+{
+    long limit = fg_core_int(cfg, "performance", "luamemlimit");   /* bounds: fg_config_check_core */
+    fg_lua_worker *w = xcalloc(1, sizeof *w);
+    fg_lua_alloc_init(&w->alloc, (size_t)limit);
+    w->cfg = cfg;
+    w->luadir = xstrdup(env->luadir);
+    w->name = xstrdup(name ? name : "worker");
+    if (worker_load(w, err) != 0) {
+        worker_destroy(w);
+        return NULL;
+    }
     return w;
+}
+
+size_t fg_lua_worker_memory(const fg_lua_worker *w)
+{
+    return fg_lua_alloc_used(&w->alloc);
+}
+
+const _Atomic size_t *fg_lua_worker_memory_counter(const fg_lua_worker *w)
+{
+    return &w->alloc.used;
+}
+
+fg_lua_alloc *fg_lua_worker_allocator(fg_lua_worker *w)
+{
+    return &w->alloc;
+}
+
+/* After a message that ran out of memory: a full collection, and a new state when that does not
+ * bring the old one below half the limit (what it kept would make the next message fail too). If
+ * the new state cannot be loaded the old one stays. */
+static void worker_recover(fg_lua_worker *w)
+{
+    w->recover = false;
+    lua_settop(w->L, 0);
+    lua_gc(w->L, LUA_GCCOLLECT, 0);
+    size_t used = fg_lua_alloc_used(&w->alloc);
+    if (w->alloc.limit == 0 || used <= w->alloc.limit / 2) {
+        fg_log("fuglu.SessionHandler", FG_INFO, "%s: Lua state collected after running out of memory: %zu bytes in use",
+               w->name, used);
+        return;
+    }
+    lua_State *old = w->L;
+    int old_worker_ref = w->worker_ref, old_gc_big_kb = w->gc_big_kb;
+    char *err = NULL;
+    if (worker_load(w, &err) != 0) {
+        fg_log("fuglu.SessionHandler", FG_ERROR, "%s: the Lua state still holds %zu bytes after a full collection "
+               "and could not be recreated: %s", w->name, used, err);
+        free(err);
+        w->L = old;
+        w->worker_ref = old_worker_ref;
+        w->gc_big_kb = old_gc_big_kb;
+        return;
+    }
+    lua_close(old);
+    fg_log("fuglu.SessionHandler", FG_WARNING, "%s: the Lua state still held %zu bytes after a full collection "
+           "([performance] luamemlimit = %zu bytes): recreated with every plugin, now %zu bytes", w->name, used,
+           w->alloc.limit, fg_lua_alloc_used(&w->alloc));
 }
 
 static void set_string(lua_State *L, const char *key, const char *value)
@@ -196,6 +312,28 @@ static void push_job(lua_State *L, fg_job *job)
     lua_setfield(L, -2, "message");
 }
 
+/* The scan of job was refused memory. Unless the message went downstream already (its fate was
+ * committed before the limit was hit: then the reply stays the downstream's), it is answered 451
+ * and, its fate being cancelled by the allocator, not delivered. True when the reply was set. */
+static bool worker_out_of_memory(fg_lua_worker *w, fg_job *job)
+{
+    w->recover = true;   /* the full collection and the check come in after() */
+    if (!fg_fate_is_cancelled(job->fate)) {
+        fg_log("fuglu.SessionHandler", FG_WARNING, "%s: %s reached [performance] luamemlimit (%zu bytes) after the "
+               "message went downstream: answered with the downstream's reply", job->id, w->name, w->alloc.limit);
+        return false;
+    }
+    char *what = xasprintf("Lua state out of memory: [performance] luamemlimit (%zu bytes) reached", w->alloc.limit);
+    fg_log("fuglu.SessionHandler", FG_ERROR, "%s: %s while scanning in %s: message deferred (451), not delivered",
+           job->id, what, w->name);
+    fg_stats_exception(fg_stats_global(), NULL, job->id, what); /* monitoring: exceptionlist */
+    free(what);
+    fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
+    job->action = FG_ACTION_DEFER;
+    lua_settop(w->L, 0);
+    return true;
+}
+
 void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
 {
     lua_State *L = w->L;
@@ -208,6 +346,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
         return;
     }
     fg_fate_set_current(job->fate);
+    unsigned long refused = w->alloc.refused;
     lua_settop(L, 0);
     lua_pushcfunction(L, traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
@@ -217,7 +356,12 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     lua_pushvalue(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (lua_pcall(L, 2, 1, 1) != 0) {
+    int rc = worker_pcall(w, 2, 1, 1);
+    if (w->alloc.refused != refused && worker_out_of_memory(w, job)) {
+        fg_fate_set_current(NULL);
+        return;
+    }
+    if (rc != 0) {
         fg_log("fuglu.SessionHandler", FG_ERROR, "%s: error in the scan chain: %s", job->id, lua_tostring(L, -1));
         fg_stats_exception(fg_stats_global(), NULL, job->id, lua_tostring(L, -1)); /* monitoring: exceptionlist */
         fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
@@ -266,8 +410,14 @@ void fg_lua_worker_after(fg_lua_worker *w)
     lua_getfield(L, -1, "after");
     lua_pushvalue(L, -2);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
-    if (lua_pcall(L, 2, 0, 1) != 0)
+    unsigned long refused = w->alloc.refused;
+    if (worker_pcall(w, 2, 0, 1) != 0)
         fg_log("fuglu.SessionHandler", FG_ERROR, "error running appenders: %s", lua_tostring(L, -1));
+    if (w->alloc.refused != refused) {
+        fg_log("fuglu.SessionHandler", FG_ERROR, "%s: Lua state out of memory in the appenders: [performance] "
+               "luamemlimit (%zu bytes) reached", w->name, w->alloc.limit);
+        w->recover = true;
+    }
     /* The message is done with: unmap it now, not when a collection cycle happens to finish. */
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
@@ -276,6 +426,10 @@ void fg_lua_worker_after(fg_lua_worker *w)
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = LUA_NOREF;
     lua_settop(L, 0);
+    if (w->recover) {
+        worker_recover(w);
+        return;
+    }
     /* Big garbage goes at once; everything else is left to the incremental collector, which paces
      * itself by allocation (a forced step per message kept it marking all the time). */
     if (lua_gc(L, LUA_GCCOUNT, 0) > w->gc_big_kb)
@@ -286,8 +440,7 @@ void fg_lua_worker_free(fg_lua_worker *w)
 {
     if (!w)
         return;
-    lua_close(w->L);
-    free(w);
+    worker_destroy(w);
 }
 
 /* print() replacement for fg_lua_lint: its arguments, tab-separated, become one finding in the list

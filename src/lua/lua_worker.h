@@ -18,12 +18,21 @@ typedef struct fg_lua_env {
     const char *luadir;
 } fg_lua_env;
 
-/* NULL with *err (every load error, one per line, caller frees) when a plugin fails to load. */
+/* NULL with *err (every load error, one per line, caller frees) when a plugin fails to load. The
+ * state allocates through its own counting allocator (lua_alloc.h) limited by [performance]
+ * luamemlimit. */
 fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, const char *name, char **err);
-/* Never fails: a Lua error becomes a 451 reply and is logged. */
+/* Never fails: a Lua error becomes a 451 reply and is logged; so does running out of Lua memory
+ * (luamemlimit), and then the message is not delivered and the state recovers in after(). */
 void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job);
 void fg_lua_worker_after(fg_lua_worker *w);
 void fg_lua_worker_free(fg_lua_worker *w);
+/* Bytes the worker's Lua state holds now (any thread may ask). */
+size_t fg_lua_worker_memory(const fg_lua_worker *w);
+/* The live counter behind it, valid until fg_lua_worker_free (for a workerlist slot). */
+const _Atomic size_t *fg_lua_worker_memory_counter(const fg_lua_worker *w);
+/* The state's allocator, for tests (its fail_countdown hook). */
+struct fg_lua_alloc *fg_lua_worker_allocator(fg_lua_worker *w);
 
 /* The pools' view of a Lua worker (pool.h): open = fg_lua_worker_new with cfg and env, scan =
  * handle, after, close = free. ls must outlive the scanner. */
