@@ -110,6 +110,12 @@ void fg_metrics_render_prometheus(fg_buf *b, const fg_stats_snapshot *snap, long
     metrics_head(b, "fuglu_workers", "gauge", "Worker threads by state.");
     fg_buf_printf(b, "fuglu_workers{state=\"busy\"} %d\nfuglu_workers{state=\"idle\"} %d\n", snap->workers_busy,
                   snap->workers - snap->workers_busy);
+    metrics_head(b, "fuglu_lua_memory_bytes", "gauge",
+                 "Bytes held by each worker's Lua state (thread workers live, process workers after each message).");
+    for (int i = 0; i < snap->workers; i++)
+        if (snap->worker_list[i].lua_known)
+            fg_buf_printf(b, "fuglu_lua_memory_bytes{worker=\"%d\"} %llu\n", snap->worker_list[i].number,
+                          (unsigned long long)snap->worker_list[i].lua_bytes);
     if (queue >= 0) {
         metrics_head(b, "fuglu_queue_length", "gauge", "Messages waiting for a free worker.");
         fg_buf_printf(b, "fuglu_queue_length %ld\n", queue);

@@ -25,6 +25,9 @@ typedef struct fg_scanner {
     void (*after)(void *state);
     void (*close)(void *state);
     void *arg;
+    /* Optional (NULL): the bytes the state holds, a counter any thread may read while the state
+     * lives (workerlist, /metrics). */
+    const _Atomic size_t *(*memory)(void *state);
 } fg_scanner;
 
 typedef struct fg_pool_ops {

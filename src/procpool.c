@@ -6,7 +6,8 @@
  *                    'S' fate slot: index; SCM_RIGHTS: the pool's shared fate words (a memfd)
  *                    'J' job: the envelope (job.c, fg_job_encode) and the message length;
  *                        SCM_RIGHTS: the message fd
- *   child -> parent  'I' ready for a job      'E' plugins failed to load: text
+ *   child -> parent  'I' ready for a job: the bytes its Lua state holds (u32 low, u32 high)
+ *                    'E' plugins failed to load: text
  *                    'R' reply: code, action, text
  *                    statistics, recorded by the parent for that worker (stats.h forwarder):
  *                    'D' message done, 'F' re-inject failed, 'P' plugin run, 'Q' plugin error,
@@ -210,15 +211,19 @@ static void handle_frame(procpool *p, child *c, const unsigned char *buf, size_t
 {
     fg_frame_reader r = {.p = buf + 1, .left = len - 1};
     switch (buf[0]) {
-    case 'I':
+    case 'I': {
+        uint64_t lo = fg_frame_get_u32(&r), hi = fg_frame_get_u32(&r);
         c->state = CHILD_IDLE;
         fg_stats_worker_set_state(c->slot, "waiting for task", false);
+        if (!r.bad)
+            fg_stats_worker_set_lua_bytes(c->slot, (size_t)(lo | hi << 32));
         if (p->stopping) {
             retire(c);
             return;
         }
         dispatch(p);
         return;
+    }
     case 'E': {
         char *text = fg_frame_get_str(&r);
         fg_log("fuglu.procpool", FG_ERROR, "Worker-%d: plugins failed to load: %s", c->number, text ? text : "?");

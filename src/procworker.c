@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -77,6 +78,20 @@ static int child_send_simple(int fd, char type, const char *text)
     fg_buf_append(&b, &type, 1);
     if (text)
         fg_frame_put_str(&b, text);
+    int rc = fg_frame_send(fd, &b, -1);
+    fg_buf_free(&b);
+    return rc;
+}
+
+/* 'I': ready, with the bytes the worker's state holds (the parent's workerlist and /metrics). */
+static int child_send_ready(int fd, const fg_scanner *sc, void *state)
+{
+    fg_buf b;
+    fg_buf_init(&b);
+    fg_buf_append(&b, "I", 1);
+    uint64_t bytes = sc->memory ? atomic_load_explicit(sc->memory(state), memory_order_relaxed) : 0;
+    fg_frame_put_u32(&b, (uint32_t)bytes);
+    fg_frame_put_u32(&b, (uint32_t)(bytes >> 32));
     int rc = fg_frame_send(fd, &b, -1);
     fg_buf_free(&b);
     return rc;
@@ -176,7 +191,7 @@ int fg_procworker_main(int fd)
         child_send_simple(fd, 'E', err);
         return 1;
     }
-    child_send_simple(fd, 'I', NULL);
+    child_send_ready(fd, &sc, w);
     for (;;) {
         n = fg_frame_recv(fd, buf, &passed);
         if (n <= 0)
@@ -200,7 +215,7 @@ int fg_procworker_main(int fd)
             fg_frame_put_str(&b, "4.3.0 internal problem - message deferred");
             fg_frame_send(fd, &b, -1);
             fg_buf_free(&b);
-            child_send_simple(fd, 'I', NULL);
+            child_send_ready(fd, &sc, w);
             continue;
         }
         char *state = xasprintf("Suspect %s: starting", job->id);
@@ -217,7 +232,7 @@ int fg_procworker_main(int fd)
         if (sent != 0)
             break;
         sc.after(w);
-        if (child_send_simple(fd, 'I', NULL) != 0)
+        if (child_send_ready(fd, &sc, w) != 0)
             break;
     }
     sc.close(w);

@@ -44,6 +44,9 @@ struct fg_stats_worker {
     char *plugin;               /* the running plugin, or NULL */
     bool busy;
     double since;               /* monotonic time the state was set */
+    const _Atomic size_t *lua_counter;  /* a thread worker's live counter, or NULL */
+    _Atomic size_t lua_bytes;   /* a process worker's last report */
+    bool lua_known;             /* lua_counter or lua_bytes was set */
     fg_stats_worker *next;
 };
 
@@ -352,6 +355,32 @@ void fg_stats_worker_set_plugin(fg_stats_worker *w, const char *suspect, const c
 
 fg_stats_worker *fg_stats_worker_current(void) { return stats_current_worker; }
 
+void fg_stats_worker_set_lua_counter(fg_stats_worker *w, const _Atomic size_t *bytes)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->stats->workers_lock);
+    w->lua_counter = bytes;
+    w->lua_known = bytes != NULL;
+    pthread_mutex_unlock(&w->stats->workers_lock);
+}
+
+void fg_stats_worker_set_lua_bytes(fg_stats_worker *w, size_t bytes)
+{
+    if (!w)
+        return;
+    atomic_store_explicit(&w->lua_bytes, bytes, memory_order_relaxed);
+    pthread_mutex_lock(&w->stats->workers_lock);
+    w->lua_known = true;
+    pthread_mutex_unlock(&w->stats->workers_lock);
+}
+
+/* Called with workers_lock held. */
+static size_t stats_worker_lua_bytes(const fg_stats_worker *w)
+{
+    return atomic_load_explicit(w->lua_counter ? w->lua_counter : &w->lua_bytes, memory_order_relaxed);
+}
+
 /* ---- reading ---- */
 
 static int stats_plugin_cmp(const void *a, const void *b)
@@ -398,9 +427,15 @@ void fg_stats_snapshot_take(fg_stats *s, fg_stats_snapshot *out)
     pthread_mutex_unlock(&s->recent_lock);
 
     pthread_mutex_lock(&s->workers_lock);
-    for (fg_stats_worker *w = s->workers; w; w = w->next) {
+    for (fg_stats_worker *w = s->workers; w; w = w->next)
         out->workers++;
+    out->worker_list = xcalloc(out->workers ? (size_t)out->workers : 1, sizeof *out->worker_list);
+    int k = 0;
+    for (fg_stats_worker *w = s->workers; w; w = w->next, k++) {
         out->workers_busy += w->busy;
+        out->worker_list[k].number = w->number;
+        out->worker_list[k].lua_known = w->lua_known;
+        out->worker_list[k].lua_bytes = w->lua_known ? stats_worker_lua_bytes(w) : 0;
     }
     pthread_mutex_unlock(&s->workers_lock);
 
@@ -427,6 +462,8 @@ void fg_stats_snapshot_free(fg_stats_snapshot *snap)
         free(snap->plugins[i].name);
     free(snap->plugins);
     snap->plugins = NULL;
+    free(snap->worker_list);
+    snap->worker_list = NULL;
     snap->nplugins = 0;
 }
 
@@ -621,7 +658,10 @@ void fg_stats_render_workerlist(fg_stats *s, fg_buf *b, bool json)
                 fg_buf_puts(b, "null");
             fg_buf_puts(b, ", \"state\": ");
             fg_stats_json_string(b, w->state);
-            fg_buf_puts(b, "}");
+            if (w->lua_known)
+                fg_buf_printf(b, ", \"lua_memory_bytes\": %zu}", stats_worker_lua_bytes(w));
+            else
+                fg_buf_puts(b, ", \"lua_memory_bytes\": null}");
         } else {
             fg_buf_printf(b, "%s[%d]: %s", w == s->workers ? "" : "\n*******\n", w->number, w->state);
         }

@@ -82,6 +82,11 @@ void fg_stats_worker_set_state(fg_stats_worker *w, const char *state, bool busy)
 void fg_stats_worker_set_plugin(fg_stats_worker *w, const char *suspect, const char *plugin);
 /* The calling thread's slot, or NULL outside a worker thread. */
 fg_stats_worker *fg_stats_worker_current(void);
+/* The bytes the worker's Lua state holds (lua_alloc.h). A thread worker hands its allocator's live
+ * counter (read whenever the stats are; it must stay valid until fg_stats_worker_leave); the
+ * parent's slot of a process worker is given the value the child reports after each message. */
+void fg_stats_worker_set_lua_counter(fg_stats_worker *w, const _Atomic size_t *bytes);
+void fg_stats_worker_set_lua_bytes(fg_stats_worker *w, size_t bytes);
 
 /* ---- process workers ---- */
 /* In a process worker there is no fg_stats: every recording call made with a NULL fg_stats (or a
@@ -112,6 +117,12 @@ typedef struct fg_stats_plugin_snapshot {
     uint64_t buckets[FG_STATS_BUCKETS];   /* not cumulative */
 } fg_stats_plugin_snapshot;
 
+typedef struct fg_stats_worker_snapshot {
+    int number;
+    bool lua_known;             /* false until the worker reported its Lua memory */
+    uint64_t lua_bytes;
+} fg_stats_worker_snapshot;
+
 typedef struct fg_stats_snapshot {
     double started;             /* wall clock */
     double uptime;              /* seconds */
@@ -123,6 +134,7 @@ typedef struct fg_stats_snapshot {
     uint64_t scan_buckets[FG_STATS_BUCKETS];  /* not cumulative */
     char avg_scantime[32];      /* Fuglu's string: "%.4f" of the last <= 101, or "0" */
     int workers, workers_busy;
+    fg_stats_worker_snapshot *worker_list;  /* `workers` entries, by number */
     size_t nplugins;
     fg_stats_plugin_snapshot *plugins;   /* sorted by name */
 } fg_stats_snapshot;

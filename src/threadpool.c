@@ -144,6 +144,8 @@ static void *worker_main(void *arg)
     fg_log("fuglu.threadpool", FG_DEBUG, "%s started", name);
     /* monitoring: this thread's workerlist slot (stats.c) */
     fg_stats_worker *slot = fg_stats_worker_enter(fg_stats_global(), number, name);
+    if (state && sc->memory)   /* the slot reads the live byte count; it is left before close */
+        fg_stats_worker_set_lua_counter(slot, sc->memory(state));
 
     idle_waiter me = { .next = NULL, .woken = 0 };
     pthread_cond_init(&me.cv, NULL);

@@ -559,8 +559,9 @@ static void *scanner_open(void *arg, const char *name, char **err)
 static void scanner_scan(void *state, fg_job *job) { fg_lua_worker_handle(state, job); }
 static void scanner_after(void *state) { fg_lua_worker_after(state); }
 static void scanner_close(void *state) { fg_lua_worker_free(state); }
+static const _Atomic size_t *scanner_memory(void *state) { return fg_lua_worker_memory_counter(state); }
 
 fg_scanner fg_lua_scanner_of(fg_lua_scanner *ls)
 {
-    return (fg_scanner){scanner_open, scanner_scan, scanner_after, scanner_close, ls};
+    return (fg_scanner){scanner_open, scanner_scan, scanner_after, scanner_close, ls, scanner_memory};
 }
