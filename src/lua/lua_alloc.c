@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <lua.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ static void alloc_account(fg_lua_alloc *a, size_t osize, size_t nsize)
     atomic_store_explicit(&a->used, used - osize + nsize, memory_order_relaxed);
 }
 
-/* Whether growing by (nsize - osize) is refused: the limit or the test hook. */
+/* Whether growing a block of osize bytes to nsize is refused: the limit or the test hook. */
 static bool alloc_refuse(fg_lua_alloc *a, size_t osize, size_t nsize)
 {
     if (!a->enforce || nsize <= osize)
@@ -33,17 +34,21 @@ static bool alloc_refuse(fg_lua_alloc *a, size_t osize, size_t nsize)
     return a->limit > 0 && used - osize + nsize > a->limit;
 }
 
+/* Counted are the sizes malloc really holds (malloc_usable_size), not the sizes LuaJIT passes: they
+ * are the process's memory, and LuaJIT's are not always the ones it allocated (a closure whose
+ * upvalues could not all be allocated is freed with the size of one without upvalues), so after
+ * such a failure a count of LuaJIT's sizes would never return to 0. */
 void *fg_lua_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     fg_lua_alloc *a = ud;
-    if (!ptr)
-        osize = 0;   /* a new block: osize carries no size then */
+    (void)osize;
+    size_t old = ptr ? malloc_usable_size(ptr) : 0;
     if (nsize == 0) {
         free(ptr);
-        alloc_account(a, osize, 0);
+        alloc_account(a, old, 0);
         return NULL;
     }
-    if (alloc_refuse(a, osize, nsize)) {
+    if (alloc_refuse(a, old, nsize)) {
         a->refused++;
         /* A plugin's error is caught by the pipeline and the chain goes on to the re-injection:
          * the job must not be delivered after its state ran out of memory, so it is cancelled here
@@ -55,7 +60,7 @@ void *fg_lua_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     void *p = realloc(ptr, nsize);
     if (p)
-        alloc_account(a, osize, nsize);
+        alloc_account(a, old, malloc_usable_size(p));
     return p;
 }
 

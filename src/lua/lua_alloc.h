@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 typedef struct fg_lua_alloc {
-    _Atomic size_t used;        /* bytes the state holds (LuaJIT's own gc total, to the byte) */
+    _Atomic size_t used;        /* bytes of the state's blocks as malloc holds them (usable size) */
     size_t limit;               /* 0: no limit */
     bool enforce;               /* the limit (and fail_countdown) apply only while set */
     unsigned long refused;      /* growing allocations refused so far */

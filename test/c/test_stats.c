@@ -1,6 +1,7 @@
 /* test_stats: unit tests of the monitoring modules: src/stats.c (exact counters under concurrency,
- * Fuglu's counting rules, worker slots, the exception ring, the renderings), the control command
- * dispatch of src/control.c, src/mrtg.c's file format and src/metrics.c's Prometheus text.
+ * Fuglu's counting rules, worker slots and their Lua memory, the exception ring, the renderings),
+ * the control command dispatch of src/control.c, src/mrtg.c's file format and src/metrics.c's
+ * Prometheus text.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,6 +213,41 @@ static void test_workerlist_format(void **state)
     fg_stats_free(s);
 }
 
+/* A thread worker's slot reads its live counter; a process worker's slot the last reported value;
+ * a slot with neither shows null in JSON and no gauge. */
+static void test_worker_lua_memory(void **state)
+{
+    (void)state;
+    fg_stats *s = fg_stats_new();
+    fg_stats_worker *thread = fg_stats_worker_register(s, 1, "Pool worker [1]");
+    fg_stats_worker *process = fg_stats_worker_register(s, 2, "Worker-2");
+    fg_stats_worker *unknown = fg_stats_worker_register(s, 3, "Pool worker [3]");
+    _Atomic size_t live = 1000;
+    fg_stats_worker_set_lua_counter(thread, &live);
+    fg_stats_worker_set_lua_bytes(process, 5000000000ULL);
+    live = 123456;
+    char *text = render(fg_stats_render_workerlist, s, true);
+    assert_non_null(strstr(text, "\"state\": \"waiting for task\", \"lua_memory_bytes\": 123456}"));
+    assert_non_null(strstr(text, "\"lua_memory_bytes\": 5000000000}"));
+    assert_non_null(strstr(text, "\"lua_memory_bytes\": null}"));
+    free(text);
+    fg_stats_snapshot snap;
+    fg_stats_snapshot_take(s, &snap);
+    fg_buf b;
+    fg_buf_init(&b);
+    fg_metrics_render_prometheus(&b, &snap, -1);
+    assert_non_null(strstr(b.data, "# TYPE fuglu_lua_memory_bytes gauge\n"));
+    assert_non_null(strstr(b.data, "\nfuglu_lua_memory_bytes{worker=\"1\"} 123456\n"));
+    assert_non_null(strstr(b.data, "\nfuglu_lua_memory_bytes{worker=\"2\"} 5000000000\n"));
+    assert_null(strstr(b.data, "fuglu_lua_memory_bytes{worker=\"3\"}"));
+    fg_buf_free(&b);
+    fg_stats_snapshot_free(&snap);
+    fg_stats_worker_leave(thread);
+    fg_stats_worker_leave(process);
+    fg_stats_worker_leave(unknown);
+    fg_stats_free(s);
+}
+
 static void test_exception_ring_keeps_last_ten(void **state)
 {
     (void)state;
@@ -371,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_avg_scantime_last_101),
         cmocka_unit_test(test_timedelta_and_uptime_words),
         cmocka_unit_test(test_workerlist_format),
+        cmocka_unit_test(test_worker_lua_memory),
         cmocka_unit_test(test_exception_ring_keeps_last_ten),
         cmocka_unit_test(test_control_dispatch),
         cmocka_unit_test(test_mrtg_file_format),
