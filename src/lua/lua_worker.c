@@ -26,6 +26,7 @@
 #include <string.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 struct fg_lua_worker {
@@ -86,13 +87,18 @@ lua_State *fg_lua_new_state(const fg_lua_env *env)
     return new_state(env, NULL);
 }
 
-/* lua_pcall with the memory limit enforced: only protected code may be refused memory. */
+/* lua_pcall with the memory limit of a enforced: only protected code may be refused memory. */
+static int limited_pcall(fg_lua_alloc *a, lua_State *L, int nargs, int nresults, int errfunc)
+{
+    a->enforce = true;
+    int rc = lua_pcall(L, nargs, nresults, errfunc);
+    a->enforce = false;
+    return rc;
+}
+
 static int worker_pcall(fg_lua_worker *w, int nargs, int nresults, int errfunc)
 {
-    w->alloc.enforce = true;
-    int rc = lua_pcall(w->L, nargs, nresults, errfunc);
-    w->alloc.enforce = false;
-    return rc;
+    return limited_pcall(&w->alloc, w->L, nargs, nresults, errfunc);
 }
 
 void fg_lua_push_config(lua_State *L, const fg_config *cfg)
@@ -142,44 +148,43 @@ static char *collect_errors(lua_State *L, int idx)
 }
 
 /* The text of a load error; the limit is named when it was what failed. */
-static char *load_error(fg_lua_worker *w, unsigned long refused_before, const char *what)
+static char *load_error(const fg_lua_worker *w, const fg_lua_alloc *a, const char *what)
 {
-    if (w->alloc.refused != refused_before)
+    if (a->refused)
         return xasprintf("%s: the Lua state ran out of memory: [performance] luamemlimit (%zu bytes) is too small to "
-                         "load the plugins; raise it or set 0 (no limit)", w->name, w->alloc.limit);
+                         "load the plugins; raise it or set 0 (no limit)", w->name, a->limit);
     return xstrdup(what);
 }
 
-/* Loads the framework and every plugin into a new state w->L. 0, or -1 with *err (and no state). */
-static int worker_load(fg_lua_worker *w, char **err)
+/* Loads the framework and every plugin into a new state w->L allocating through a, a fresh
+ * allocator (nothing refused yet). 0, or -1 with *err (and w->L unchanged). */
+static int worker_load(fg_lua_worker *w, fg_lua_alloc *a, char **err)
 {
     fg_lua_env env = {.luadir = w->luadir};
-    unsigned long refused = w->alloc.refused;
-    lua_State *L = new_state(&env, &w->alloc);
-    w->L = L;
+    lua_State *L = new_state(&env, a);
     lua_pushcfunction(L, traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "fuglu.worker");
-    if (worker_pcall(w, 1, 1, tb) != 0) {
+    if (limited_pcall(a, L, 1, 1, tb) != 0) {
         char *what = xasprintf("cannot load the Lua framework from %s: %s", w->luadir, lua_tostring(L, -1));
-        *err = load_error(w, refused, what);
+        *err = load_error(w, a, what);
         free(what);
-        goto fail;
+        lua_close(L);
+        return -1;
     }
     lua_getfield(L, -1, "new");
     fg_lua_push_config(L, w->cfg);
     push_options(L, &env, w->name);
-    if (worker_pcall(w, 2, 2, tb) != 0) {
-        *err = load_error(w, refused, lua_tostring(L, -1));
-        goto fail;
-    }
-    if (lua_isnil(L, -2)) {
-        char *what = collect_errors(L, -1);
-        *err = load_error(w, refused, what);
+    int rc = limited_pcall(a, L, 2, 2, tb);
+    if (rc != 0 || lua_isnil(L, -2)) {
+        char *what = rc != 0 ? xstrdup(lua_tostring(L, -1)) : collect_errors(L, -1);
+        *err = load_error(w, a, what);
         free(what);
-        goto fail;
+        lua_close(L);
+        return -1;
     }
+    w->L = L;
     lua_pop(L, 1);
     w->worker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     w->job_ref = LUA_NOREF;
@@ -189,10 +194,6 @@ static int worker_load(fg_lua_worker *w, char **err)
     w->gc_big_kb = live_kb * 8 > WORKER_GC_BIG_MIN_KB ? live_kb * 8 : WORKER_GC_BIG_MIN_KB;
     lua_gc(L, LUA_GCSETPAUSE, WORKER_GC_PAUSE);
     return 0;
-fail:
-    lua_close(L);
-    w->L = NULL;
-    return -1;
 }
 
 static void worker_destroy(fg_lua_worker *w)
@@ -212,7 +213,7 @@ fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, co
     w->cfg = cfg;
     w->luadir = xstrdup(env->luadir);
     w->name = xstrdup(name ? name : "worker");
-    if (worker_load(w, err) != 0) {
+    if (worker_load(w, &w->alloc, err) != 0) {
         worker_destroy(w);
         return NULL;
     }
@@ -235,8 +236,10 @@ fg_lua_alloc *fg_lua_worker_allocator(fg_lua_worker *w)
 }
 
 /* After a message that ran out of memory: a full collection, and a new state when that does not
- * bring the old one below half the limit (what it kept would make the next message fail too). If
- * the new state cannot be loaded the old one stays. */
+ * bring the old one below half the limit (what it kept would make the next message fail too). The
+ * new state is loaded beside the old one with an allocator of its own, so the old state's bytes do
+ * not count against its load, and takes over the worker's allocator (and its count) once the old
+ * one is closed. If the new state cannot be loaded the old one stays. */
 static void worker_recover(fg_lua_worker *w)
 {
     w->recover = false;
@@ -249,18 +252,19 @@ static void worker_recover(fg_lua_worker *w)
         return;
     }
     lua_State *old = w->L;
-    int old_worker_ref = w->worker_ref, old_gc_big_kb = w->gc_big_kb;
+    fg_lua_alloc fresh;
+    fg_lua_alloc_init(&fresh, w->alloc.limit);
     char *err = NULL;
-    if (worker_load(w, &err) != 0) {
+    if (worker_load(w, &fresh, &err) != 0) {
         fg_log("fuglu.SessionHandler", FG_ERROR, "%s: the Lua state still holds %zu bytes after a full collection "
                "and could not be recreated: %s", w->name, used, err);
         free(err);
-        w->L = old;
-        w->worker_ref = old_worker_ref;
-        w->gc_big_kb = old_gc_big_kb;
         return;
     }
-    lua_close(old);
+    lua_close(old);   /* the worker's count is back to 0 (what the old state held, to the byte) */
+    lua_setallocf(w->L, fg_lua_alloc_fn, &w->alloc);
+    atomic_store_explicit(&w->alloc.used, fg_lua_alloc_used(&w->alloc) + fg_lua_alloc_used(&fresh),
+                          memory_order_relaxed);
     fg_log("fuglu.SessionHandler", FG_WARNING, "%s: the Lua state still held %zu bytes after a full collection "
            "([performance] luamemlimit = %zu bytes): recreated with every plugin, now %zu bytes", w->name, used,
            w->alloc.limit, fg_lua_alloc_used(&w->alloc));
