@@ -10,7 +10,6 @@ DATADIR  ?= $(PREFIX)/share/fuglu
 PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CJSON_LIB  := $(wildcard /usr/lib/x86_64-linux-gnu/liblua5.1-cjson.a)
 
 BUILD    ?= build
 CC       ?= cc
@@ -66,9 +65,18 @@ run: deps all
 test: deps
 	tools/run-tests
 
+# One part of `make test` each, run as tools/run-tests runs it (no summary, no sanitizer builds).
+# units: every C unit binary, all of them even when one fails. integration: IT_ONLY= picks modules,
+# e.g. make integration IT_ONLY="test_verdicts test_reload".
 units: all $(TESTS)
+	@failed=0; for t in $(TESTS); do echo "== $$t"; $$t || failed=$$((failed + 1)); done; \
+	if [ $$failed -ne 0 ]; then echo "$$failed C unit binaries failed"; exit 1; fi
+
 specs: all
+	busted --lua=luajit -o TAP
+
 integration: all
+	/usr/bin/python3 spec/integration/run.py $(IT_ONLY)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer" all $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
