@@ -78,6 +78,24 @@ def banner_ready(port, host="127.0.0.1"):
         return False
 
 
+def control(where, command, timeout=10):
+    """Sends one command to the control server (unix path or TCP port) and reads to EOF."""
+    if isinstance(where, int):
+        s = socket.create_connection(("127.0.0.1", where), timeout=timeout * SCALE)
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout * SCALE)
+        s.connect(where)
+    with s:
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data.decode("utf-8", "replace")
+            data += chunk
+
+
 def dot_stuff(data):
     """SMTP DATA encoding of a message: a leading "." doubled on every line, CRLF "." CRLF at the end
     (a CRLF is added first when the data does not end with one)."""

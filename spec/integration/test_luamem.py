@@ -10,10 +10,9 @@ each worker's Lua memory. Both backends, threads and processes.
 import json
 import os
 import re
-import socket
 import urllib.request
 
-from harness import FugluCase, ID_RE, PLUGIN_DIR, SCALE, free_port, make_message, wait_for
+from harness import FugluCase, ID_RE, PLUGIN_DIR, SCALE, control, free_port, make_message, wait_for
 
 LIMIT = 32 * 1024 * 1024
 
@@ -43,20 +42,6 @@ end
 
 return MemHogPlugin
 '''
-
-
-def control(path, command):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10 * SCALE)
-    with s:
-        s.connect(path)
-        s.sendall(command.encode() + b"\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data.decode("utf-8", "replace")
-            data += chunk
 
 
 class LuaMemLimitThreads(FugluCase):

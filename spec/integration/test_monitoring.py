@@ -23,7 +23,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import FugluCase, FUGLU_BIN, ID_RE, SCALE, free_port, make_message, wait_for
+from harness import FugluCase, FUGLU_BIN, ID_RE, SCALE, control, free_port, make_message, wait_for
 
 TOOLS_DIR = os.path.dirname(FUGLU_BIN)
 FUGLU_CONTROL = os.path.join(TOOLS_DIR, "fuglu_control")
@@ -35,24 +35,6 @@ STATS_RE = re.compile(
     r"Avg scan time:\t(?P<avg>0|\d+\.\d{4})\n"
     r"Total msgs:\t(?P<total>\d+) in:(?P<in>\d+) out:(?P<out>\d+)\n"
     r"Ham:\t\t(?P<ham>\d+)\nSpam:\t\t(?P<spam>\d+)\nVirus:\t\t(?P<virus>\d+)\nBlock:\t\t(?P<blocked>\d+)\n {8}\Z")
-
-
-def control(where, command, timeout=10):
-    """Sends one command to the control server (unix path or TCP port) and reads to EOF."""
-    if isinstance(where, int):
-        s = socket.create_connection(("127.0.0.1", where), timeout=timeout * SCALE)
-    else:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout * SCALE)
-        s.connect(where)
-    with s:
-        s.sendall(command.encode() + b"\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data.decode("utf-8", "replace")
-            data += chunk
 
 
 def parse_stats(text):
