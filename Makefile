@@ -30,7 +30,7 @@ TEST_SRC := $(wildcard test/c/test_*.c)
 TESTS    := $(patsubst test/c/%.c,$(BUILD)/test/%,$(TEST_SRC))
 DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/main.d
 
-.PHONY: all run test test-fast deps units specs integration asan tsan bench bench-smoke install clean
+.PHONY: all run test deps units specs integration asan tsan bench bench-smoke install clean
 
 all: $(BUILD)/fuglu $(BUILD)/fuglu_core.so $(TOOLS)
 

@@ -115,13 +115,13 @@ function Worker:deliver(job, suspect, decision)
     elseif core.job_cancelled() then
         -- The client was answered 4xx already (scan_timeout, or it went away): its retry brings the
         -- message again, so delivering this copy would make a duplicate.
-        session_log:warning("%s: the client was answered before the scan ended (scan_timeout?): not re-injected",
+        session_log:warning("%s: the message was cancelled before the scan ended (scan_timeout, the client left or luamemlimit): not re-injected",
             suspect.id)
         return { code = 451, text = "4.3.0 " .. DEFER_TEXT, action = actions.DEFER }
     else
         local ok, code, text, temporary, cancelled = self:send(job, suspect)
         if cancelled then
-            session_log:warning("%s: the client was answered during the re-injection (scan_timeout?): %s",
+            session_log:warning("%s: the message was cancelled during the re-injection (scan_timeout, the client left or luamemlimit): %s",
                 suspect.id, tostring(text))
             return { code = 451, text = "4.3.0 " .. DEFER_TEXT, action = actions.DEFER }
         end

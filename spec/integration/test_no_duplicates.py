@@ -67,7 +67,7 @@ class QueuedAndRunningJobsAreCancelled(FugluCase):
         # queued ones must not be scanned. Give a duplicate the time to show up.
         wait_for(lambda: len(delivered_subjects(self)) > len(accepted), 8)
         self.assertEqual(sorted(delivered_subjects(self)), accepted, "replies: %s" % replies)
-        self.assertTrue(self.daemon.wait_log("answered before the scan ended"), self.daemon.log_tail(60))
+        self.assertTrue(self.daemon.wait_log("cancelled before the scan ended"), self.daemon.log_tail(60))
         # the worker is free again: the next message passes
         reply = self.send_one(make_message(subject="after"))
         self.assertTrue(reply.startswith("250 FUGLU REQUEUE("), reply)
@@ -99,7 +99,7 @@ class SlowDownstreamBeforeTheDot(FugluCase):
         # The re-injection would have reached its final dot at about 12 s.
         wait_for(lambda: self.sink_count() > before, 10)
         self.assertEqual(self.sink_count(), before, "a message answered 451 was delivered")
-        self.assertTrue(wait_for(lambda: "answered during the re-injection" in self.daemon.log_tail(100)
+        self.assertTrue(wait_for(lambda: "cancelled during the re-injection" in self.daemon.log_tail(100)
                                  or "scan timed out: worker killed" in self.daemon.log_tail(100), 5),
                         self.daemon.log_tail(60))
         self.sink.delay = 0
@@ -159,4 +159,4 @@ class ClientLeavesDuringTheScan(FugluCase):
         c.close()
         wait_for(lambda: self.sink_count() > before, 5)
         self.assertEqual(self.sink_count(), before, "the copy of a client that left was delivered")
-        self.assertTrue(self.daemon.wait_log("answered before the scan ended"), self.daemon.log_tail(60))
+        self.assertTrue(self.daemon.wait_log("cancelled before the scan ended"), self.daemon.log_tail(60))
