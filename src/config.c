@@ -18,6 +18,7 @@
  * The table of core defaults (Fuglu's Appendix A plus this engine's additions) ends the file.
  */
 #include "config.h"
+#include "io.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -350,39 +351,22 @@ int fg_config_read_file(fg_config *cfg, const char *path, char **err)
 {
     if (err)
         *err = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err)
-            *err = xasprintf("%s: cannot open: %s", path, strerror(errno));
+    size_t len = 0;
+    char *text = fg_read_file(path, (size_t)-1, &len, err);
+    if (!text)
         return -1;
-    }
-    fg_buf text;
-    fg_buf_init(&text);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fg_buf_append(&text, chunk, n);
-    int read_error = ferror(f);
-    int saved_errno = errno;
-    fclose(f);
-    if (read_error) {
-        if (err)
-            *err = xasprintf("%s: cannot read: %s", path, strerror(saved_errno));
-        fg_buf_free(&text);
-        return -1;
-    }
-    const char *nul = memchr(text.data, '\0', text.len);
+    const char *nul = memchr(text, '\0', len);
     if (nul) {
         long line = 1;
-        for (const char *c = text.data; c < nul; c++)
+        for (const char *c = text; c < nul; c++)
             line += *c == '\n';
         if (err)
             *err = xasprintf("%s:%ld: contains a NUL byte; is this a text file?", path, line);
-        fg_buf_free(&text);
+        free(text);
         return -1;
     }
-    int rc = fg_config_read_string(cfg, text.data, path, err);
-    fg_buf_free(&text);
+    int rc = fg_config_read_string(cfg, text, path, err);
+    free(text);
     return rc;
 }
 

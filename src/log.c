@@ -18,6 +18,7 @@
  * Without the writer the caller emits under that lock itself.
  */
 #include "log.h"
+#include "io.h"
 #include "log_conf.h"
 #include "util.h"
 
@@ -386,17 +387,7 @@ static void log_flush(log_snapshot *s)
     }
     if (log_stderr_pending.len == 0)
         return;
-    const char *p = log_stderr_pending.data;
-    size_t left = log_stderr_pending.len;
-    while (left > 0) {
-        ssize_t n = write(2, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        p += n;
-        left -= (size_t)n;
-    }
+    (void)fg_write_all(2, log_stderr_pending.data, log_stderr_pending.len);
     fg_buf_clear(&log_stderr_pending);
 }
 
@@ -669,28 +660,6 @@ static void log_writer_stop_and_join(void)
 static uint64_t log_loaded_hash;
 static char *log_loaded_path;
 
-/* Reads a whole file; NULL with errno set on failure. */
-static char *log_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fg_buf b;
-    fg_buf_init(&b);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fg_buf_append(&b, chunk, n);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        fg_buf_free(&b);
-        errno = EIO;
-        return NULL;
-    }
-    return fg_buf_steal(&b, len);
-}
-
 int fg_log_configure(int root_level, const char *path)
 {
     fg_log_conf *c = fg_log_conf_simple(root_level, path && *path ? path : NULL);
@@ -853,7 +822,7 @@ int fg_log_check_config(const char *path, char **err)
 int fg_log_load_config(const char *path, char **err)
 {
     size_t len = 0;
-    char *text = log_read_file(path, &len);
+    char *text = fg_read_file(path, (size_t)-1, &len, NULL);
     if (!text) {
         *err = xasprintf("%s: cannot read the logging configuration: %s", path, strerror(errno));
         return -1;
@@ -890,7 +859,7 @@ void fg_log_start_writer(void)
 bool fg_log_config_changed(const char *path)
 {
     size_t len = 0;
-    char *text = log_read_file(path, &len);
+    char *text = fg_read_file(path, (size_t)-1, &len, NULL);
     pthread_mutex_lock(&log_install_lock);
     bool changed = !text || !log_loaded_path || strcmp(log_loaded_path, path) != 0 ||
                    log_hash(text, len) != log_loaded_hash;

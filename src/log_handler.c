@@ -3,6 +3,7 @@
  * See log_handler.h. File names of backups and the rollover times follow Python's logging.handlers.
  */
 #include "log_handler.h"
+#include "io.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -49,22 +50,6 @@ void fg_log_handler_free(fg_log_handler *h)
     free(h);
 }
 
-/* Writes everything or gives up on an error (EINTR retried). */
-static int handler_write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Python prints "--- Logging error ---" per failed record; one line per handler is enough here. */
 static void handler_complain(fg_log_handler *h, const char *what)
 {
@@ -74,7 +59,7 @@ static void handler_complain(fg_log_handler *h, const char *what)
     char line[512];
     int n = snprintf(line, sizeof line, "fuglu: log handler %s: %s: %s\n", h->key, what, strerror(errno));
     if (n > 0)
-        handler_write_all(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        fg_write_all(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* Opens the handler's file: created with create_mode exactly (fchmod, since the umask is process
@@ -205,7 +190,7 @@ static void handler_syslog_emit(fg_log_handler *h, int level, fg_buf *msg)
     for (int attempt = 0; attempt < 2; attempt++) {
         if (h->fd < 0 && handler_syslog_connect(h) != 0)
             continue;
-        ssize_t sent = h->sock_type == SOCK_STREAM ? (handler_write_all(h->fd, packet.data, packet.len) == 0
+        ssize_t sent = h->sock_type == SOCK_STREAM ? (fg_write_all(h->fd, packet.data, packet.len) == 0
                                                           ? (ssize_t)packet.len : -1)
                                                     : send(h->fd, packet.data, packet.len, MSG_NOSIGNAL);
         if (sent >= 0) {
@@ -466,14 +451,14 @@ void fg_log_handler_flush(fg_log_handler *h)
     if (!h || h->pending.len == 0)
         return;
     if (h->kind == FG_LOGH_STREAM) {
-        handler_write_all(h->fd, h->pending.data, h->pending.len);
+        fg_write_all(h->fd, h->pending.data, h->pending.len);
         fg_buf_clear(&h->pending);
         return;
     }
     if (h->kind == FG_LOGH_WATCHED && h->fd >= 0 && handler_file_moved(h) && handler_open_file(h, false) != 0)
         handler_complain(h, "cannot reopen the moved log file");
     if (h->fd >= 0) {
-        if (handler_write_all(h->fd, h->pending.data, h->pending.len) != 0)
+        if (fg_write_all(h->fd, h->pending.data, h->pending.len) != 0)
             handler_complain(h, "cannot write the log file");
         else
             h->size += (long long)h->pending.len;

@@ -1,5 +1,6 @@
 /* msg: message bytes in memory or spilled to tempdir, with a contiguous view. See msg.h. */
 #include "msg.h"
+#include "io.h"
 #include "util.h"
 
 #include <errno.h>
@@ -46,43 +47,17 @@ fg_msg *fg_msg_from_bytes(const void *data, size_t len)
 
 fg_msg *fg_msg_from_file(const char *path, char **err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *err = xasprintf("cannot open %s: %s", path, strerror(errno));
+    size_t len = 0;
+    char *data = fg_read_file(path, (size_t)-1, &len, err);
+    if (!data)
         return NULL;
-    }
     fg_msg *m = fg_msg_new(NULL, 0);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fg_buf_append(&m->mem, chunk, n);
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        *err = xasprintf("cannot read %s", path);
-        fg_msg_unref(m);
-        return NULL;
-    }
-    m->len = m->mem.len;
-    if (!m->mem.data)
-        fg_buf_reserve(&m->mem, 0), m->mem.data[0] = '\0';
+    m->mem.data = data;
+    m->mem.len = len;
+    m->mem.cap = len + 1;
+    m->len = len;
     m->finished = true;
     return m;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static int spill(fg_msg *m, char **err)
@@ -96,7 +71,7 @@ static int spill(fg_msg *m, char **err)
     }
     m->fd = fd;
     m->path = tmpl;
-    if (write_all(fd, m->mem.data, m->mem.len) != 0) {
+    if (fg_write_all(fd, m->mem.data, m->mem.len) != 0) {
         *err = xasprintf("could not write to temp file %s: %s", tmpl, strerror(errno));
         return -1;
     }
@@ -115,7 +90,7 @@ int fg_msg_append(fg_msg *m, const void *data, size_t len, char **err)
             return spill(m, err);
         return 0;
     }
-    if (write_all(m->fd, data, len) != 0) {
+    if (fg_write_all(m->fd, data, len) != 0) {
         *err = xasprintf("could not write to temp file %s: %s", m->path, strerror(errno));
         return -1;
     }
@@ -155,7 +130,7 @@ int fg_msg_export_fd(const fg_msg *m, char **err)
         *err = xasprintf("memfd_create failed: %s", strerror(errno));
         return -1;
     }
-    if (write_all(fd, fg_msg_data(m), m->len) != 0) {
+    if (fg_write_all(fd, fg_msg_data(m), m->len) != 0) {
         *err = xasprintf("cannot write the message to a memfd: %s", strerror(errno));
         close(fd);
         return -1;

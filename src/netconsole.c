@@ -3,6 +3,7 @@
 #include "netconsole.h"
 #include "config.h"
 #include "console.h"
+#include "io.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -396,20 +397,6 @@ static int nc_client_connect(const char *addr, int port)
     return fd;
 }
 
-static int nc_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int fg_netconsole_client(const char *answer)
 {
     char addr[80], token[40];
@@ -428,7 +415,7 @@ int fg_netconsole_client(const char *answer)
         return 1;
     }
     char *line = xasprintf("%s\n", token);
-    int rc = nc_write_all(fd, line, strlen(line));
+    int rc = fg_write_all(fd, line, strlen(line));
     free(line);
     int stdin_open = 1;
     char buf[65536];
@@ -444,7 +431,7 @@ int fg_netconsole_client(const char *answer)
             ssize_t n = read(fd, buf, sizeof buf);
             if (n <= 0)
                 break;
-            if (nc_write_all(STDOUT_FILENO, buf, (size_t)n) != 0)
+            if (fg_write_all(STDOUT_FILENO, buf, (size_t)n) != 0)
                 break;
         }
         if (stdin_open && p[1].revents) {
@@ -452,7 +439,7 @@ int fg_netconsole_client(const char *answer)
             if (n <= 0) {
                 stdin_open = 0;
                 shutdown(fd, SHUT_WR);
-            } else if (nc_write_all(fd, buf, (size_t)n) != 0) {
+            } else if (fg_write_all(fd, buf, (size_t)n) != 0) {
                 rc = -1;
             }
         }

@@ -9,6 +9,7 @@
  * (...) - is fuglu running?" and exits 1.
  */
 #include "control.h"
+#include "io.h"
 #include "netconsole.h" /* debugging: netconsole --connect */
 
 #include <arpa/inet.h>
@@ -83,20 +84,6 @@ static int control_connect(const char *where)
     return fd;
 }
 
-static int control_write_all(int fd, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *where = FUGLU_CONTROL_DEFAULT;
@@ -128,7 +115,7 @@ int main(int argc, char **argv)
         fg_buf_free(&request);
         return 1;
     }
-    if (control_write_all(fd, request.data, request.len) != 0) {
+    if (fg_write_all(fd, request.data, request.len) != 0) {
         printf("Cannot connect to fuglu control daemon (%s: %s) - is fuglu running?\n", where, strerror(errno));
         close(fd);
         fg_buf_free(&request);

@@ -13,6 +13,7 @@
  * the scan verdict; the trace is still printed).
  */
 #include "config.h"
+#include "io.h"
 #include "util.h"
 
 #include <errno.h>
@@ -195,26 +196,6 @@ static void dbg_encode(const char *msg, size_t len, fg_buf *out)
     fg_buf_append(out, ".\r\n", 3);
 }
 
-static char *dbg_read_file(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fg_buf b;
-    fg_buf_init(&b);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < max)
-        fg_buf_append(&b, chunk, n);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        fg_buf_free(&b);
-        return NULL;
-    }
-    return fg_buf_steal(&b, len);
-}
-
 /* The first run of 32 lowercase hex digits in text (the suspect id) into id[33]. */
 static int dbg_find_id(const char *text, char id[33])
 {
@@ -286,7 +267,7 @@ static void dbg_show_trace(const char *debugfile, const char *reply)
     char *text = NULL;
     /* The trace is complete before the reply is sent, unless appenders still add to it: a short
      * bounded wait covers a trace written on a slow disk. */
-    for (int i = 0; i < 20 && !(text = dbg_read_file(path, TRACE_MAX, &len)); i++) {
+    for (int i = 0; i < 20 && !(text = fg_read_file(path, TRACE_MAX, &len, NULL)) && errno != EFBIG; i++) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -362,7 +343,7 @@ int main(int argc, char **argv)
     fg_config_free(cfg);
 
     size_t msglen = 0;
-    char *msg = dbg_read_file(msgfile, (size_t)-1, &msglen);
+    char *msg = fg_read_file(msgfile, (size_t)-1, &msglen, NULL);
     if (!msg) {
         fprintf(stderr, "fuglu_debug: cannot read %s: %s\n", msgfile, strerror(errno));
         free(trace_base);
