@@ -206,6 +206,10 @@ void fg_msg_unref(fg_msg *m)
 
 size_t fg_msg_header_len(const char *data, size_t len)
 {
+    if (len > 0 && data[0] == '\n')
+        return 0;
+    if (len > 1 && data[0] == '\r' && data[1] == '\n')
+        return 0;
     for (size_t i = 0; i + 1 < len; i++) {
         if (data[i] != '\n')
             continue;

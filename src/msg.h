@@ -35,8 +35,9 @@ const char *fg_msg_path(const fg_msg *m);   /* spill file path or NULL */
 fg_msg *fg_msg_ref(fg_msg *m);
 void fg_msg_unref(fg_msg *m);
 
-/* Length of the header block: the offset of the empty line that ends the headers (the first
- * "\r\n\r\n" or "\n\n" → offset of its second line break), or len if there is none. */
+/* Length of the header block: up to (not including) the empty line that ends it (the first
+ * "\r\n\r\n" or "\n\n" → offset of its second line break); 0 if the message starts with an empty
+ * line, len if there is none. */
 size_t fg_msg_header_len(const char *data, size_t len);
 
 #endif

@@ -19,15 +19,6 @@
 #include "lua_message.h"
 #include "util.h"
 
-size_t fuglu_header_block_len(const char *data, size_t len)
-{
-    if (len > 0 && data[0] == '\n')
-        return 0;
-    if (len > 1 && data[0] == '\r' && data[1] == '\n')
-        return 0;
-    return fg_msg_header_len(data, len);
-}
-
 static size_t header_line_end(const char *block, size_t len, size_t pos)
 {
     const char *nl = memchr(block + pos, '\n', len - pos);
@@ -156,7 +147,7 @@ static int message_header_block(lua_State *L)
 {
     fg_msg *msg = message_check(L, 1)->msg;
     const char *data = fg_msg_data(msg);
-    lua_pushlstring(L, data, fuglu_header_block_len(data, fg_msg_len(msg)));
+    lua_pushlstring(L, data, fg_msg_header_len(data, fg_msg_len(msg)));
     return 1;
 }
 
@@ -164,7 +155,7 @@ static int message_headers(lua_State *L)
 {
     fg_msg *msg = message_check(L, 1)->msg;
     const char *data = fg_msg_data(msg);
-    fuglu_header_push_fields(L, data, fuglu_header_block_len(data, fg_msg_len(msg)));
+    fuglu_header_push_fields(L, data, fg_msg_header_len(data, fg_msg_len(msg)));
     return 1;
 }
 
@@ -174,7 +165,7 @@ static int message_header(lua_State *L)
     size_t want_len;
     const char *want = luaL_checklstring(L, 2, &want_len);
     const char *data = fg_msg_data(msg);
-    size_t len = fuglu_header_block_len(data, fg_msg_len(msg));
+    size_t len = fg_msg_header_len(data, fg_msg_len(msg));
     lua_newtable(L);
     size_t pos = 0;
     int n = 0;

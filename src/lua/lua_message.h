@@ -37,9 +37,6 @@ typedef struct fuglu_header_field {
     size_t value_len;
 } fuglu_header_field;
 
-/* Length of the header block: up to (not including) the empty line that ends it; 0 if the message
- * starts with an empty line, len if there is none. */
-size_t fuglu_header_block_len(const char *data, size_t len);
 /* Advances *pos over block[0..len) to the next well-formed field; false at the end. Lines that are
  * no "Name: value" field (and orphan continuation lines) are skipped. */
 bool fuglu_header_next(const char *block, size_t len, size_t *pos, fuglu_header_field *field);

@@ -259,7 +259,7 @@ fuglu_mime *fuglu_mime_parse(const char *data, size_t len)
     fuglu_mime *mime = xcalloc(1, sizeof *mime);
     mime->data = data;
     mime->len = len;
-    size_t header_len = fuglu_header_block_len(data, len);
+    size_t header_len = fg_msg_header_len(data, len);
     size_t pos = 0;
     fuglu_header_field field;
     mime->headerless = !fuglu_header_next(data, header_len, &pos, &field);
@@ -462,7 +462,7 @@ static void mime_push_part(lua_State *L, fuglu_mime *mime, size_t i, fuglu_guard
     lua_pushinteger(L, part->depth);
     lua_setfield(L, -2, "depth");
     if (i == 0) {
-        size_t header_len = fuglu_header_block_len(mime->data, mime->len);
+        size_t header_len = fg_msg_header_len(mime->data, mime->len);
         fuglu_header_push_fields(L, mime->data, header_len);
     } else {
         mime_push_gmime_headers(L, object, part->message);
@@ -540,7 +540,7 @@ static void mime_byte_array_free(void *array)
 /* The body of a message without a usable MIME structure: everything after the empty line. */
 static void mime_raw_body(fuglu_mime *mime, const char **body, size_t *len)
 {
-    size_t off = mime->headerless ? 0 : fuglu_header_block_len(mime->data, mime->len);
+    size_t off = mime->headerless ? 0 : fg_msg_header_len(mime->data, mime->len);
     if (off < mime->len && mime->data[off] == '\r')
         off++;
     if (off < mime->len && mime->data[off] == '\n')
