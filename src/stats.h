@@ -143,8 +143,10 @@ void fg_stats_snapshot_take(fg_stats *s, fg_stats_snapshot *out);
 void fg_stats_snapshot_free(fg_stats_snapshot *snap);
 /* The p-quantile (0..1) upper bound from a histogram; 0 when empty, +Inf stays the last bound. */
 double fg_stats_quantile(const uint64_t buckets[FG_STATS_BUCKETS], double q);
+/* Threads of the process as threadlist counts them (main thread + workers). */
+int fg_stats_thread_count(fg_stats *s);
 
-/* ---- renderings (Fuglu's formats, see doc/monitoring.md) ---- */
+/* ---- renderings (stats_render.c; Fuglu's formats, see doc/monitoring.md) ---- */
 
 /* Python's str(timedelta): "H:MM:SS.ffffff" or "N day(s), H:MM:SS.ffffff". */
 void fg_stats_format_timedelta(fg_buf *b, double seconds);
@@ -158,7 +160,5 @@ void fg_stats_render_workerlist(fg_stats *s, fg_buf *b, bool json);
 void fg_stats_render_threadlist(fg_stats *s, fg_buf *b);
 void fg_stats_render_exceptionlist(fg_stats *s, fg_buf *b, bool json);
 void fg_stats_render_pluginstats(fg_stats *s, fg_buf *b, bool json);
-/* Threads of the process as threadlist counts them (main thread + workers). */
-int fg_stats_thread_count(fg_stats *s);
 
 #endif
