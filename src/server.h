@@ -1,4 +1,6 @@
-/* server: listeners and the event-driven SMTP sessions of the after-queue content filter.
+/* server: the listeners (one per incomingport spec) and the sessions behind them, as main.c sees
+ * them. listener.c implements this; each protocol's sessions are a session type (session.h), so far
+ * smtp_session.c, the after-queue content filter.
  *
  * Runs entirely on the main thread's libevent loop. A session reads commands (pipelined commands
  * answered in order), receives DATA into an fg_msg, submits a job to the pool and stops reading
@@ -29,7 +31,7 @@ typedef struct fg_server_opts {
 fg_server *fg_server_new(const fg_server_opts *opts);
 /* Where finished messages go (the current generation); submit returns -1 when it cannot take one. */
 void fg_server_set_submit(fg_server *s, int (*submit)(fg_job *job, void *arg), void *arg);
-/* Opens a listener for spec; -1 with *err if the protocol is not supported or the bind fails. */
+/* Opens a listener for spec; -1 with *err if the protocol has no session type yet or the bind fails. */
 int fg_server_listen(fg_server *s, const fg_portspec *spec, char **err);
 /* Makes the listeners match specs exactly (by protocol, address and port): opens the new ones,
  * closes the ones not listed (their open sessions continue). Errors are logged and appended to

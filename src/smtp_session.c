@@ -1,18 +1,22 @@
-/* server: listeners and SMTP sessions (protocol `smtp`, the after-queue content filter).
- * See server.h. Reply texts follow Postfix's smtpd where Fuglu had none of its own.
+/* smtp_session: the session type of protocol `smtp`, the after-queue content filter (session.h).
+ *
+ * A session is a bufferevent and a small struct on the main thread's loop: it reads commands
+ * (pipelined commands answered in order, replies collected and written once per input), receives
+ * DATA through the streaming decoder into an fg_msg, hands the job to the pool and stops reading
+ * until the verdict comes back or scan_timeout answers 451; then it goes on with the next command.
+ * Timeouts: smtp_timeout between commands, data_timeout inside DATA, none while a verdict is due.
+ * Reply texts follow Postfix's smtpd where Fuglu had none of its own.
  */
-#include "server.h"
+#include "session.h"
 #include "log.h"
 #include "smtp_proto.h"
 #include "util.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/listener.h>
-#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,15 +27,8 @@
 
 typedef enum { ST_COMMAND, ST_DATA, ST_WAIT } session_state;
 
-typedef struct listener {
-    fg_server *srv;
-    struct evconnlistener *evl;
-    fg_portspec spec;
-    struct listener *next;
-} listener;
-
 typedef struct session {
-    fg_server *srv;
+    fg_session base;            /* first: the server's part (session.h) */
     struct bufferevent *bev;
     char peer_addr[INET6_ADDRSTRLEN];
     int local_port;
@@ -51,39 +48,10 @@ typedef struct session {
     fg_buf out;                 /* replies not yet written (see flush_replies) */
     int errors;
     int closing;
-    struct session *prev, *next;
 } session;
-
-struct fg_server {
-    fg_server_opts o;
-    int (*submit)(fg_job *job, void *arg);
-    void *submit_arg;
-    listener *listeners;
-    session *sessions;
-    size_t nsessions;
-    int shutting_down;
-    char *hostname;
-};
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_process(session *s);
-
-fg_server *fg_server_new(const fg_server_opts *opts)
-{
-    fg_server *srv = xcalloc(1, sizeof *srv);
-    srv->o = *opts;
-    srv->o.tempdir = xstrdup(opts->tempdir && *opts->tempdir ? opts->tempdir : "/tmp");
-    if (srv->o.max_recipients == 0)
-        srv->o.max_recipients = 1000;
-    srv->hostname = xstrdup(fg_hostname());
-    return srv;
-}
-
-void fg_server_set_submit(fg_server *srv, int (*submit)(fg_job *job, void *arg), void *arg)
-{
-    srv->submit = submit;
-    srv->submit_arg = arg;
-}
 
 /* ---- replies and session lifetime ---- */
 
@@ -137,14 +105,7 @@ static void transaction_reset(session *s)
 
 static void session_free(session *s)
 {
-    fg_server *srv = s->srv;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    srv->nsessions--;
+    fg_server_session_remove(s->base.srv, &s->base);
     if (s->inflight) {
         /* The client left before its answer and will send the message again: this copy is not
          * delivered unless its final dot is out already. */
@@ -202,7 +163,7 @@ static void set_timeout(session *s, int seconds)
 static void count_error(session *s)
 {
     if (++s->errors >= SMTP_MAX_ERRORS) {
-        reply(s, "421 4.7.0 %s Error: too many errors", s->srv->hostname);
+        reply(s, "421 4.7.0 %s Error: too many errors", s->base.srv->hostname);
         session_close(s);
     }
 }
@@ -223,12 +184,12 @@ static void cmd_helo(session *s, const smtp_command *c, int extended)
     free(s->helo);
     s->helo = xstrdup(arg);
     if (!extended) {
-        reply(s, "250 %s", s->srv->hostname);
+        reply(s, "250 %s", s->base.srv->hostname);
         return;
     }
-    reply(s, "250-%s", s->srv->hostname);
+    reply(s, "250-%s", s->base.srv->hostname);
     reply(s, "250-PIPELINING");
-    reply(s, "250-SIZE %zu", s->srv->o.max_message_size);
+    reply(s, "250-SIZE %zu", s->base.srv->o.max_message_size);
     reply(s, "250-8BITMIME");
     reply(s, "250-ENHANCEDSTATUSCODES");
     reply(s, "250-SMTPUTF8");
@@ -268,7 +229,7 @@ static void cmd_mail(session *s, const smtp_command *c)
             count_error(s);
             return;
         }
-        if (declared > s->srv->o.max_message_size) {
+        if (declared > s->base.srv->o.max_message_size) {
             reply(s, "552 5.3.4 Message size exceeds fixed limit");
             free(addr);
             free(params);
@@ -303,7 +264,7 @@ static void cmd_rcpt(session *s, const smtp_command *c)
         count_error(s);
         return;
     }
-    if (s->txn->nrcpt >= s->srv->o.max_recipients) {
+    if (s->txn->nrcpt >= s->base.srv->o.max_recipients) {
         reply(s, "452 4.5.3 Error: too many recipients");
     } else {
         fg_job_add_rcpt(s->txn, addr, params);
@@ -330,11 +291,11 @@ static void cmd_data(session *s, const smtp_command *c)
         count_error(s);
         return;
     }
-    s->msg = fg_msg_new(s->srv->o.tempdir, s->srv->o.spill_threshold);
+    s->msg = fg_msg_new(s->base.srv->o.tempdir, s->base.srv->o.spill_threshold);
     smtp_data_decoder_init(&s->dec);
     fg_buf_init(&s->dbuf);
     s->state = ST_DATA;
-    set_timeout(s, s->srv->o.data_timeout);
+    set_timeout(s, s->base.srv->o.data_timeout);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -391,7 +352,7 @@ static void handle_command(session *s, const char *line)
 
 static void finish_data(session *s)
 {
-    set_timeout(s, s->srv->o.smtp_timeout);
+    set_timeout(s, s->base.srv->o.smtp_timeout);
     s->state = ST_COMMAND;
     char *err = NULL;
     if (s->data_too_big) {
@@ -423,7 +384,7 @@ static void finish_data(session *s)
     }
     job->t_received = fg_monotonic();
     job->owner = s;
-    if (!s->srv->submit || s->srv->submit(job, s->srv->submit_arg) != 0) {
+    if (fg_server_submit(s->base.srv, job) != 0) {
         fg_log("fuglu.smtpsession", FG_WARNING, "%s: scan queue full or shutting down, message deferred", job->id);
         reply(s, "451 4.3.2 Error: too many messages in progress, try again later");
         fg_job_free(job);
@@ -432,8 +393,8 @@ static void finish_data(session *s)
     s->inflight = job;
     s->state = ST_WAIT;
     set_timeout(s, 0); /* the client waits for our verdict, up to scan_timeout */
-    if (s->srv->o.scan_timeout > 0) {
-        struct timeval tv = {s->srv->o.scan_timeout, 0};
+    if (s->base.srv->o.scan_timeout > 0) {
+        struct timeval tv = {s->base.srv->o.scan_timeout, 0};
         evtimer_add(s->scan_timer, &tv);
     }
 }
@@ -453,16 +414,16 @@ static void scan_timeout_cb(evutil_socket_t fd, short what, void *arg)
     if (!fg_job_cancel(s->inflight)) {
         fg_log("fuglu.smtpsession", FG_WARNING,
                "%s: no verdict after %d s, but the message is being delivered: waiting for the downstream's answer",
-               s->inflight->id, s->srv->o.scan_timeout);
+               s->inflight->id, s->base.srv->o.scan_timeout);
         return;
     }
     fg_log("fuglu.smtpsession", FG_ERROR, "%s: no verdict after %d s (a plugin is stuck?), message deferred",
-           s->inflight->id, s->srv->o.scan_timeout);
+           s->inflight->id, s->base.srv->o.scan_timeout);
     s->inflight->owner = NULL;
     s->inflight = NULL;
     s->state = ST_COMMAND;
     reply(s, "451 4.3.0 Error: scan timed out, message deferred");
-    set_timeout(s, s->srv->o.smtp_timeout);
+    set_timeout(s, s->base.srv->o.smtp_timeout);
     session_process(s);
 }
 
@@ -477,7 +438,7 @@ static int feed_data(session *s, struct evbuffer *in)
         int end = smtp_data_decode(&s->dec, v.iov_base, v.iov_len, &s->dbuf, &consumed);
         evbuffer_drain(in, consumed);
         if (!s->data_too_big && !s->data_error) {
-            if (fg_msg_len(s->msg) + s->dbuf.len > s->srv->o.max_message_size) {
+            if (fg_msg_len(s->msg) + s->dbuf.len > s->base.srv->o.max_message_size) {
                 s->data_too_big = 1;
             } else if (s->dbuf.len) {
                 char *err = NULL;
@@ -559,7 +520,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         fg_log("fuglu.smtpsession", FG_INFO, "timeout after %s from %s",
                s->state == ST_DATA ? "DATA" : "command", s->peer_addr);
-        reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->hostname);
+        reply(s, "421 4.4.2 %s Error: timeout exceeded", s->base.srv->hostname);
         session_close(s);
         return;
     }
@@ -570,58 +531,42 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-void fg_server_job_done(fg_job *job, void *arg)
+/* The verdict of the job this session waits for (a job whose session is gone never comes here:
+ * listener.c logs and frees it). */
+static void smtp_job_done(fg_session *base, fg_job *job)
 {
-    fg_server *srv = arg;
-    session *s = job->owner;
-    (void)srv;
-    if (!s) {
-        if (fg_job_is_cancelled(job))
-            fg_log("fuglu.smtpsession", FG_INFO, "%s: finished after its client was answered; not delivered (%d %s)",
-                   job->id, job->reply_code, job->reply_text ? job->reply_text : "");
-        else
-            fg_log("fuglu.smtpsession", FG_WARNING, "%s: client went away before the answer (%d %s)", job->id,
-                   job->reply_code, job->reply_text ? job->reply_text : "");
-        fg_job_free(job);
-        return;
-    }
+    session *s = (session *)base;
     s->inflight = NULL;
     s->state = ST_COMMAND;
     evtimer_del(s->scan_timer);
     reply(s, "%d %s", job->reply_code ? job->reply_code : 451,
           job->reply_text ? job->reply_text : "4.3.0 internal problem - message deferred");
     fg_job_free(job);
-    if (s->srv->shutting_down) {
+    if (s->base.srv->shutting_down) {
         session_close(s);
         return;
     }
-    set_timeout(s, s->srv->o.smtp_timeout);
+    set_timeout(s, s->base.srv->o.smtp_timeout);
     session_process(s);
 }
 
-/* ---- listeners ---- */
+/* ---- the session type ---- */
 
-static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+static void smtp_start(fg_server *srv, evutil_socket_t fd, const char *peer, int local_port)
 {
-    (void)evl;
-    listener *l = arg;
-    fg_server *srv = l->srv;
     session *s = xcalloc(1, sizeof *s);
-    s->srv = srv;
-    getnameinfo(sa, (socklen_t)salen, s->peer_addr, sizeof s->peer_addr, NULL, 0, NI_NUMERICHOST);
-    s->local_port = l->spec.port;
-    s->bev = bufferevent_socket_new(evconnlistener_get_base(evl), fd, BEV_OPT_CLOSE_ON_FREE);
+    s->base.srv = srv;
+    s->base.type = &fg_smtp_session_type;
+    snprintf(s->peer_addr, sizeof s->peer_addr, "%s", peer);
+    s->local_port = local_port;
+    s->bev = bufferevent_socket_new(srv->o.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
         evutil_closesocket(fd);
         free(s);
         return;
     }
-    s->next = srv->sessions;
-    if (srv->sessions)
-        srv->sessions->prev = s;
-    srv->sessions = s;
-    srv->nsessions++;
-    s->scan_timer = evtimer_new(evconnlistener_get_base(evl), scan_timeout_cb, s);
+    fg_server_session_add(srv, &s->base);
+    s->scan_timer = evtimer_new(srv->o.base, scan_timeout_cb, s);
     bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
     /* A client that keeps sending while its message is being scanned is not read further than
      * this: memory per session stays bounded whatever the client does. */
@@ -633,128 +578,26 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     flush_replies(s);
 }
 
-int fg_server_listen(fg_server *srv, const fg_portspec *spec, char **err)
+/* Idle sessions get 421 and close; one waiting for its verdict closes after the answer
+ * (smtp_job_done sees shutting_down). */
+static void smtp_shutdown(fg_session *base)
 {
-    if (spec->proto != FG_PROTO_SMTP) {
-        *err = xasprintf("incomingport %s:%s:%d: protocol '%s' is not supported yet", fg_proto_name(spec->proto),
-                         spec->addr, spec->port, fg_proto_name(spec->proto));
-        return -1;
-    }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char port[16];
-    snprintf(port, sizeof port, "%d", spec->port);
-    /* Numeric first: a bind address should never need the resolver. */
-    hints.ai_flags |= AI_NUMERICHOST;
-    int rc = getaddrinfo(spec->addr, port, &hints, &ai);
-    if (rc != 0) {
-        hints.ai_flags &= ~AI_NUMERICHOST;
-        rc = getaddrinfo(spec->addr, port, &hints, &ai);
-    }
-    if (rc != 0) {
-        *err = xasprintf("cannot resolve bind address '%s': %s", spec->addr, gai_strerror(rc));
-        return -1;
-    }
-    listener *l = xcalloc(1, sizeof *l);
-    l->srv = srv;
-    l->spec = *spec;
-    l->evl = evconnlistener_new_bind(srv->o.base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 511,
-                                     ai->ai_addr, (int)ai->ai_addrlen);
-    int saved = errno;
-    freeaddrinfo(ai);
-    if (!l->evl) {
-        *err = xasprintf("cannot listen on %s port %d: %s", spec->addr, spec->port, strerror(saved));
-        free(l);
-        return -1;
-    }
-    l->next = srv->listeners;
-    srv->listeners = l;
-    fg_log("fuglu.MainController", FG_INFO, "listening for %s on %s:%d", fg_proto_name(spec->proto), spec->addr,
-           spec->port);
-    return 0;
-}
-
-static int same_spec(const fg_portspec *a, const fg_portspec *b)
-{
-    return a->proto == b->proto && a->port == b->port && strcmp(a->addr, b->addr) == 0;
-}
-
-int fg_server_apply_ports(fg_server *srv, const fg_portspec *specs, size_t n, fg_buf *report)
-{
-    int errors = 0;
-    /* Close what is gone first: a port whose protocol changed is bound again below. */
-    for (listener **at = &srv->listeners; *at;) {
-        listener *l = *at;
-        size_t i = 0;
-        while (i < n && !same_spec(&l->spec, &specs[i]))
-            i++;
-        if (i < n) {
-            at = &l->next;
-            continue;
-        }
-        *at = l->next;
-        char name[128];
-        fg_portspec_format(&l->spec, name, sizeof name);
-        fg_log("fuglu.MainController", FG_INFO, "closing listener %s (open sessions continue)", name);
-        evconnlistener_free(l->evl);
-        free(l);
-    }
-    for (size_t i = 0; i < n; i++) {
-        int have = 0;
-        for (listener *l = srv->listeners; l && !have; l = l->next)
-            have = same_spec(&l->spec, &specs[i]);
-        if (have)
-            continue;
-        char *err = NULL;
-        if (fg_server_listen(srv, &specs[i], &err) != 0) {
-            fg_log("fuglu.MainController", FG_ERROR, "%s", err);
-            if (report)
-                fg_buf_printf(report, "%s\n", err);
-            free(err);
-            errors++;
-        }
-    }
-    return errors;
-}
-
-void fg_server_shutdown(fg_server *srv)
-{
-    srv->shutting_down = 1;
-    while (srv->listeners) {
-        listener *l = srv->listeners;
-        srv->listeners = l->next;
-        evconnlistener_free(l->evl);
-        free(l);
-    }
-    for (session *s = srv->sessions, *next; s; s = next) {
-        next = s->next;
-        if (s->state == ST_WAIT || s->closing)
-            continue;
-        reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel", srv->hostname);
-        session_close(s);
-    }
-}
-
-size_t fg_server_session_count(fg_server *srv)
-{
-    return srv->nsessions;
-}
-
-void fg_server_free(fg_server *srv)
-{
-    if (!srv)
+    session *s = (session *)base;
+    if (s->state == ST_WAIT || s->closing)
         return;
-    while (srv->listeners) {
-        listener *l = srv->listeners;
-        srv->listeners = l->next;
-        evconnlistener_free(l->evl);
-        free(l);
-    }
-    while (srv->sessions)
-        session_free(srv->sessions);
-    free((char *)srv->o.tempdir);
-    free(srv->hostname);
-    free(srv);
+    reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel", s->base.srv->hostname);
+    session_close(s);
 }
+
+static void smtp_free(fg_session *base)
+{
+    session_free((session *)base);
+}
+
+const fg_session_type fg_smtp_session_type = {
+    .name = "smtp",
+    .start = smtp_start,
+    .job_done = smtp_job_done,
+    .shutdown = smtp_shutdown,
+    .free = smtp_free,
+};
