@@ -1,5 +1,6 @@
 /* mrtg: the five MRTG files from the stats counters. See mrtg.h. */
 #include "mrtg.h"
+#include "io.h"
 #include "log.h"
 #include "util.h"
 
@@ -30,9 +31,7 @@ int fg_mrtg_write_file(const char *dir, const char *name, const char *value1, co
     int rc = -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
-        size_t len = strlen(text);
-        ssize_t n = write(fd, text, len);
-        int ok = n == (ssize_t)len;
+        int ok = fg_write_all(fd, text, strlen(text)) == 0;
         if (close(fd) != 0)
             ok = 0;
         if (ok && rename(tmp, path) == 0)
