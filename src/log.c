@@ -401,6 +401,16 @@ static const char *log_get_thread_name(void)
 static uint64_t log_loaded_hash;
 static char *log_loaded_path;
 
+/* Makes the opened c the configuration once what was queued under the old one is written. Call
+ * with log_install_lock held. */
+static void log_install_conf_locked(fg_log_conf *c)
+{
+    log_shared_conf *shared = xcalloc(1, sizeof *shared);
+    shared->conf = c;
+    log_writer_drain();
+    log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
+}
+
 int fg_log_configure(int root_level, const char *path)
 {
     fg_log_conf *c = fg_log_conf_simple(root_level, path && *path ? path : NULL);
@@ -412,11 +422,8 @@ int fg_log_configure(int root_level, const char *path)
         errno = e;
         return -1;
     }
-    log_shared_conf *shared = xcalloc(1, sizeof *shared);
-    shared->conf = c;
     pthread_mutex_lock(&log_install_lock);
-    log_writer_drain();
-    log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
+    log_install_conf_locked(c);
     pthread_mutex_unlock(&log_install_lock);
     return 0;
 }
@@ -556,11 +563,8 @@ int fg_log_load_config(const char *path, char **err)
         free(text);
         return -1;
     }
-    log_shared_conf *shared = xcalloc(1, sizeof *shared);
-    shared->conf = c;
     pthread_mutex_lock(&log_install_lock);
-    log_writer_drain();
-    log_install_locked(log_snapshot_new(shared, atomic_load(&log_current)));
+    log_install_conf_locked(c);
     log_loaded_hash = log_hash(text, len);
     free(log_loaded_path);
     log_loaded_path = xstrdup(path);
