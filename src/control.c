@@ -322,7 +322,7 @@ fg_control *fg_control_new(struct event_base *base, const fg_control_env *env, c
             free(ctl);
             return NULL;
         }
-        ctl->listener = evconnlistener_new(base, control_on_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        ctl->listener = evconnlistener_new(base, control_on_accept, ctl, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
         if (!ctl->listener) {
             *err = xasprintf("cannot serve the control socket %s", spec);
             close(fd);

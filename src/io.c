@@ -30,7 +30,7 @@ char *fg_read_file(const char *path, size_t max, size_t *len, char **err)
 {
     if (err)
         *err = NULL;
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(path, "rbe");
     if (!f) {
         int e = errno;
         if (err)

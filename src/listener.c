@@ -12,6 +12,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <event2/listener.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -147,7 +148,8 @@ int fg_server_listen(fg_server *srv, const fg_portspec *spec, char **err)
     l->srv = srv;
     l->spec = *spec;
     l->type = type;
-    l->evl = evconnlistener_new_bind(srv->o.base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 511,
+    l->evl = evconnlistener_new_bind(srv->o.base, accept_cb, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
                                      ai->ai_addr, (int)ai->ai_addrlen);
     int saved = errno;
     freeaddrinfo(ai);
@@ -236,4 +238,16 @@ void fg_server_free(fg_server *srv)
     free((char *)srv->o.tempdir);
     free(srv->hostname);
     free(srv);
+}
+
+int fg_server_adopt(fg_server *srv, int fd, fg_proto proto, const char *peer, int local_port)
+{
+    const fg_session_type *type = fg_session_type_of(proto);
+    if (!type) {
+        close(fd);
+        return -1;
+    }
+    evutil_make_socket_nonblocking(fd);
+    type->start(srv, fd, peer, local_port);
+    return 0;
 }

@@ -79,7 +79,7 @@ static int run_lint(const fg_config *cfg, const fg_lua_env *env, const char *log
 
 static int write_pidfile(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
     char buf[32];
@@ -161,7 +161,7 @@ static char *logging_conf_path(const char *config_path)
 /* fuglu --reload: signal the daemon named by the pidfile. */
 static int send_reload(const char *pidfile)
 {
-    FILE *f = fopen(pidfile, "r");
+    FILE *f = fopen(pidfile, "re");
     long pid = 0;
     if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
         fprintf(stderr, "fuglu: cannot read a process id from %s%s%s\n", pidfile, f ? "" : ": ",

@@ -63,7 +63,7 @@ fg_msg *fg_msg_from_file(const char *path, char **err)
 static int spill(fg_msg *m, char **err)
 {
     char *tmpl = xasprintf("%s/fuglu.XXXXXX", m->tempdir);
-    int fd = mkstemp(tmpl);
+    int fd = mkostemp(tmpl, O_CLOEXEC);
     if (fd < 0) {
         *err = xasprintf("could not create file in %s: %s", m->tempdir, strerror(errno));
         free(tmpl);

@@ -387,7 +387,7 @@ static int nc_client_connect(const char *addr, int port)
     socklen_t len;
     if (nc_sockaddr(addr, port, &ss, &len) != 0)
         return -1;
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     if (connect(fd, (struct sockaddr *)&ss, len) != 0) {

@@ -8,6 +8,7 @@
 #include "util.h"
 #include "lua/lua_worker.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -140,6 +141,9 @@ static fg_job *read_job(fg_frame_reader *r, int mfd, char **err)
 
 int fg_procworker_main(int fd)
 {
+    /* The parent cleared close-on-exec for the exec of this process only: a program a plugin runs
+     * must not hold the socket to the parent. */
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);

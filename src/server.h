@@ -37,6 +37,10 @@ int fg_server_listen(fg_server *s, const fg_portspec *spec, char **err);
  * closes the ones not listed (their open sessions continue). Errors are logged and appended to
  * report (may be NULL); returns their number. */
 int fg_server_apply_ports(fg_server *s, const fg_portspec *specs, size_t n, fg_buf *report);
+/* Serves an already connected socket (a test's socketpair, a descriptor passed by a supervisor) as
+ * a session of proto, as if accepted from peer on local_port. fd is the session's from then on.
+ * -1 when the protocol has no session type (fd closed). */
+int fg_server_adopt(fg_server *s, int fd, fg_proto proto, const char *peer, int local_port);
 /* The pool's done callback (main thread): answers the session that waits for this job. */
 void fg_server_job_done(fg_job *job, void *arg);
 /* Shutdown: closes the listeners, answers idle sessions 421 and closes them; sessions waiting for a

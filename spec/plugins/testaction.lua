@@ -2,6 +2,8 @@
 --
 --   X-Test-Action: <ACTION> [message]   return that action (DUNNO when absent)
 --   X-Test-Sleep: <seconds>             sleep first (at most 30 s)
+--   X-Test-Exec: <seconds>              run the program `sleep` that long through os.execute (at
+--                                       most 30 s): what it inherits is what a plugin's programs get
 --   X-Test-Error: yes                   raise an error
 --   X-Test-Loop: yes                    spin in a compiled Lua loop (a plugin that never returns;
 --                                       bounded by its count, far beyond any test's life)
@@ -28,6 +30,8 @@ function TestActionPlugin:examine(suspect)
     end
     local sleep = tonumber(trim(msg:header("X-Test-Sleep")[1] or ""))
     if sleep and sleep > 0 then ffi.C.poll(nil, 0, math.floor(math.min(sleep, 30) * 1000)) end
+    local exec = tonumber(trim(msg:header("X-Test-Exec")[1] or ""))
+    if exec and exec > 0 then os.execute(string.format("sleep %d", math.floor(math.min(exec, 30)))) end
     if trim(msg:header("X-Test-Loop")[1] or ""):lower() == "yes" then
         local x = 0
         for i = 1, 1e13 do x = (x + i) % 7 end
