@@ -1,8 +1,13 @@
--- Specs of the C module fuglu_core (src/lua/lua_*.c) against doc/lua-core-api.md.
+-- Specs of the C modules (src/lua/lua_*.c: fuglu_sys, fuglu_log, fuglu_codec, fuglu_message,
+-- fuglu_job) against doc/lua-core-api.md.
 -- Run from /work/main after `make`: busted --lua=luajit spec/core_spec.lua
 package.cpath = "build/?.so;" .. package.cpath
 
-local core = require "fuglu_core"
+local codec = require "fuglu_codec"
+local job_lib = require "fuglu_job"
+local clog = require "fuglu_log"
+local message_lib = require "fuglu_message"
+local sys = require "fuglu_sys"
 
 local function fixture(name)
     local f = assert(io.open("spec/fixtures/" .. name, "rb"))
@@ -12,7 +17,7 @@ local function fixture(name)
 end
 
 local function message(name)
-    return assert(core.message_from_file("spec/fixtures/" .. name))
+    return assert(message_lib.from_file("spec/fixtures/" .. name))
 end
 
 local function all_bytes(times)
@@ -27,19 +32,19 @@ local function lines_of(name, value)
     return lines
 end
 
-describe("fuglu_core basics", function()
+describe("fuglu_sys, fuglu_log and fuglu_codec basics", function()
     it("has a version and clocks", function()
-        assert.equals("0.1.0", core.version)
-        assert.is_true(math.abs(core.now() - os.time()) < 5)
-        local a = core.monotonic()
-        local b = core.monotonic()
+        assert.equals("0.1.0", sys.version)
+        assert.is_true(math.abs(sys.now() - os.time()) < 5)
+        local a = sys.monotonic()
+        local b = sys.monotonic()
         assert.is_true(b >= a)
     end)
 
     it("makes 32-hex ids that do not repeat", function()
         local seen = {}
         for _ = 1, 1000 do
-            local id = core.random_id()
+            local id = sys.random_id()
             assert.is_truthy(id:match("^[0-9a-f]+$"))
             assert.equals(32, #id)
             assert.is_nil(seen[id])
@@ -48,37 +53,37 @@ describe("fuglu_core basics", function()
     end)
 
     it("knows the host name", function()
-        assert.is_true(#core.hostname() > 0)
+        assert.is_true(#sys.hostname() > 0)
     end)
 
     it("logs user text verbatim and reports enabled levels", function()
-        assert.has_no.errors(function() core.log("fuglu.spec", 10, "100% %s %n safe") end)
-        assert.is_true(core.log_enabled("fuglu.spec", 50))
-        assert.is_boolean(core.log_enabled("fuglu.spec", 10))
+        assert.has_no.errors(function() clog.write("fuglu.spec", 10, "100% %s %n safe") end)
+        assert.is_true(clog.enabled("fuglu.spec", 50))
+        assert.is_boolean(clog.enabled("fuglu.spec", 10))
     end)
 end)
 
 describe("base64", function()
     it("round-trips every byte value", function()
         for _, s in ipairs({ "", "a", "ab", "abc", all_bytes(3) }) do
-            assert.equals(s, core.b64decode(core.b64encode(s)))
+            assert.equals(s, codec.b64decode(codec.b64encode(s)))
         end
-        assert.equals("aGVsbG8=", core.b64encode("hello"))
+        assert.equals("aGVsbG8=", codec.b64encode("hello"))
     end)
 
     it("ignores whitespace, accepts missing padding, refuses garbage", function()
-        assert.equals("hello", core.b64decode("aGVs\r\n bG8="))
-        assert.equals("hello", core.b64decode("aGVsbG8"))
-        assert.is_nil(core.b64decode("aGV!"))
-        assert.is_nil(core.b64decode("a"))
-        assert.is_nil(core.b64decode("aG=Vs"))
+        assert.equals("hello", codec.b64decode("aGVs\r\n bG8="))
+        assert.equals("hello", codec.b64decode("aGVsbG8"))
+        assert.is_nil(codec.b64decode("aGV!"))
+        assert.is_nil(codec.b64decode("a"))
+        assert.is_nil(codec.b64decode("aG=Vs"))
     end)
 end)
 
 describe("message objects", function()
     it("keep the bytes exactly, NUL and 8-bit included", function()
         local raw = "Subject: x\r\n\r\n" .. all_bytes(2) .. "\0end"
-        local m = core.message_from_string(raw)
+        local m = message_lib.from_string(raw)
         assert.equals(#raw, m:size())
         assert.equals(raw, m:bytes())
         assert.equals(raw:sub(1, 10), m:bytes(10))
@@ -88,7 +93,7 @@ describe("message objects", function()
 
     it("read files and report errors", function()
         assert.equals(fixture("mime_simple.eml"), message("mime_simple.eml"):bytes())
-        local m, err = core.message_from_file("spec/fixtures/does-not-exist.eml")
+        local m, err = message_lib.from_file("spec/fixtures/does-not-exist.eml")
         assert.is_nil(m)
         assert.is_string(err)
     end)
@@ -106,14 +111,14 @@ describe("message objects", function()
     end)
 
     it("handle CRLF, a message without body and garbage header lines", function()
-        local m = core.message_from_string("Subject: only headers\r\nX-Folded: a\r\n  b\r\n")
+        local m = message_lib.from_string("Subject: only headers\r\nX-Folded: a\r\n  b\r\n")
         assert.equals("Subject: only headers\r\nX-Folded: a\r\n  b\r\n", m:header_block())
         assert.same({ { name = "Subject", value = "only headers" }, { name = "X-Folded", value = "a\r\n  b" } }, m:headers())
         local broken = message("mime_broken.eml")
         local names = {}
         for _, h in ipairs(broken:headers()) do names[#names + 1] = h.name end
         assert.same({ "From", "To", "Subject", "MIME-Version", "Content-Type" }, names)
-        local empty = core.message_from_string("\r\nbody\r\n")
+        local empty = message_lib.from_string("\r\nbody\r\n")
         assert.equals("", empty:header_block())
         assert.same({}, empty:headers())
     end)
@@ -123,7 +128,7 @@ describe("message objects", function()
         assert.same({ "Hello world!" }, m:header("subject"))
         assert.same({ "Hello world!" }, m:header("SUBJECT"))
         assert.same({}, m:header("X-Missing"))
-        local two = core.message_from_string("X-A: 1\nx-a: 2\nX-B: 3\n\nbody")
+        local two = message_lib.from_string("X-A: 1\nx-a: 2\nX-B: 3\n\nbody")
         assert.same({ "1", "2" }, two:header("X-a"))
     end)
 
@@ -207,7 +212,7 @@ describe("mime()", function()
         local parts = message("mime_encoded_names.eml"):mime()
         assert.equals("Résumé.pdf", parts[3].filename)
         assert.equals("übersicht €.txt", parts[4].filename)
-        local split = core.message_from_string(
+        local split = message_lib.from_string(
             'Content-Type: application/octet-stream; name="=?UTF-8?B?w6Q=?= =?UTF-8?B?w6Q=?= =?UTF-8?B?LmV4ZQ==?="\r\n\r\nxx\r\n')
         assert.equals("ää.exe", split:mime()[1].filename)
     end)
@@ -222,11 +227,11 @@ describe("mime()", function()
     end)
 
     it("replaces invalid bytes and falls back for unknown charsets", function()
-        local bad = core.message_from_string("Content-Type: text/plain; charset=utf-8\n\nok \255 end")
+        local bad = message_lib.from_string("Content-Type: text/plain; charset=utf-8\n\nok \255 end")
         assert.equals("ok \239\191\189 end", bad:part_text(1))
-        local unknown = core.message_from_string("Content-Type: text/plain; charset=x-nonsense\n\ncaf\233")
+        local unknown = message_lib.from_string("Content-Type: text/plain; charset=x-nonsense\n\ncaf\233")
         assert.equals("café", unknown:part_text(1))
-        local none = core.message_from_string("Subject: x\n\ncaf\195\169")
+        local none = message_lib.from_string("Subject: x\n\ncaf\195\169")
         assert.equals("café", none:part_text(1))
     end)
 
@@ -241,13 +246,13 @@ describe("mime()", function()
             m:part_payload(i)
             m:part_text(i)
         end
-        local headerless = core.message_from_string("just text, no headers\nsecond line\n")
+        local headerless = message_lib.from_string("just text, no headers\nsecond line\n")
         assert.equals(1, #headerless:mime())
         assert.equals("text/plain", headerless:mime()[1].content_type)
         assert.equals("just text, no headers\nsecond line\n", headerless:part_payload(1))
         for _, raw in ipairs({ "", "\0\0\0", ":\n:\n", "Content-Type: multipart/mixed\n\n--\n--\n",
                                "Content-Type: message/rfc822\n\n", string.rep("--x\n", 100) }) do
-            local p = core.message_from_string(raw):mime()
+            local p = message_lib.from_string(raw):mime()
             assert.is_true(#p >= 1)
         end
     end)
@@ -256,12 +261,12 @@ describe("mime()", function()
         local t = { "Content-Type: multipart/mixed; boundary=b\n\n" }
         for _ = 1, 1100 do t[#t + 1] = "--b\nContent-Type: text/plain\n\npart\n" end
         t[#t + 1] = "--b--\n"
-        local wide = core.message_from_string(table.concat(t)):mime()
+        local wide = message_lib.from_string(table.concat(t)):mime()
         assert.equals(1000, #wide)
         assert.is_true(wide.truncated)
         t = { "Content-Type: multipart/mixed; boundary=b0\n\n" }
         for i = 1, 80 do t[#t + 1] = ("--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n"):format(i - 1, i) end
-        local deep = core.message_from_string(table.concat(t)):mime()
+        local deep = message_lib.from_string(table.concat(t)):mime()
         assert.equals(50, deep[#deep].depth)
         assert.is_true(deep.truncated)
         assert.is_nil(message("mime_mixed.eml"):mime().truncated)
@@ -270,21 +275,21 @@ end)
 
 describe("RFC 2047", function()
     it("decodes encoded words", function()
-        assert.equals("Umlaute äöü", core.rfc2047_decode("=?UTF-8?B?VW1sYXV0ZSDDpMO2w7w=?="))
+        assert.equals("Umlaute äöü", codec.rfc2047_decode("=?UTF-8?B?VW1sYXV0ZSDDpMO2w7w=?="))
         assert.equals("Résumé plain äöü",
-                      core.rfc2047_decode("=?ISO-8859-1?Q?R=E9sum=E9?= plain =?utf-8?b?w6TDtsO8?="))
-        assert.equals("a b", core.rfc2047_decode("=?utf-8?q?a_b?="))
-        assert.equals("no words here", core.rfc2047_decode("no words here"))
-        assert.equals("ää", core.rfc2047_decode("=?UTF-8?B?w6Q=?=\r\n =?UTF-8?B?w6Q=?="))
+                      codec.rfc2047_decode("=?ISO-8859-1?Q?R=E9sum=E9?= plain =?utf-8?b?w6TDtsO8?="))
+        assert.equals("a b", codec.rfc2047_decode("=?utf-8?q?a_b?="))
+        assert.equals("no words here", codec.rfc2047_decode("no words here"))
+        assert.equals("ää", codec.rfc2047_decode("=?UTF-8?B?w6Q=?=\r\n =?UTF-8?B?w6Q=?="))
     end)
 
     it("leaves short ASCII values alone", function()
-        assert.equals("hello world", core.header_encode("Subject", "hello world"))
+        assert.equals("hello world", codec.header_encode("Subject", "hello world"))
     end)
 
     it("folds long ASCII values at blanks within 78 characters", function()
         local value = string.rep("word ", 40) .. "end"
-        local encoded = core.header_encode("X-Long", value)
+        local encoded = codec.header_encode("X-Long", value)
         assert.equals(value, (encoded:gsub("\r\n", "")))
         local lines = lines_of("X-Long", encoded)
         assert.is_true(#lines > 1)
@@ -296,35 +301,35 @@ describe("RFC 2047", function()
 
     it("encodes non-ASCII values so they decode back", function()
         local value = "Grüße aus Köln " .. string.rep("äöü€𝄞 ", 20)
-        local encoded = core.header_encode("Subject", value)
+        local encoded = codec.header_encode("Subject", value)
         assert.is_truthy(encoded:match("^=%?UTF%-8%?B%?"))
         for _, line in ipairs(lines_of("Subject", encoded)) do
             assert.is_true(#line <= 78)
         end
         for word in encoded:gmatch("=%?[^?]+%?B%?[^?]*%?=") do assert.is_true(#word <= 75) end
-        assert.equals(value, core.rfc2047_decode(encoded))
-        assert.equals("ä", core.rfc2047_decode(core.header_encode("X", "ä")))
+        assert.equals(value, codec.rfc2047_decode(encoded))
+        assert.equals("ä", codec.rfc2047_decode(codec.header_encode("X", "ä")))
     end)
 
     it("treats invalid UTF-8 as latin1 and never emits a bare line break", function()
-        assert.equals("caf\195\169", core.rfc2047_decode(core.header_encode("X", "caf\233")))
-        local flat = core.header_encode("Subject", "inject\r\nBcc: victim@example.com")
+        assert.equals("caf\195\169", codec.rfc2047_decode(codec.header_encode("X", "caf\233")))
+        local flat = codec.header_encode("Subject", "inject\r\nBcc: victim@example.com")
         assert.is_nil(flat:find("\n"))
     end)
 end)
 
 describe("reinject", function()
     it("checks its arguments", function()
-        assert.has_error(function() core.reinject({ port = 25, rcpts = { "a@b" }, source = "" }) end)
-        assert.has_error(function() core.reinject({ host = "127.0.0.1", port = 25, rcpts = {}, source = "" }) end)
-        assert.has_error(function() core.reinject({ host = "127.0.0.1", port = 25, rcpts = { "a@b" } }) end)
+        assert.has_error(function() job_lib.reinject({ port = 25, rcpts = { "a@b" }, source = "" }) end)
+        assert.has_error(function() job_lib.reinject({ host = "127.0.0.1", port = 25, rcpts = {}, source = "" }) end)
+        assert.has_error(function() job_lib.reinject({ host = "127.0.0.1", port = 25, rcpts = { "a@b" } }) end)
         assert.has_error(function()
-            core.reinject({ host = "127.0.0.1", port = 25, rcpts = { "a@b" }, message = io.stdout })
+            job_lib.reinject({ host = "127.0.0.1", port = 25, rcpts = { "a@b" }, message = io.stdout })
         end)
     end)
 
     it("reports a refused connection as a temporary failure", function()
-        local ok, code, text, temporary = core.reinject({
+        local ok, code, text, temporary = job_lib.reinject({
             host = "127.0.0.1", port = 1, helo = "spec", timeout = 2, from = "a@example.org",
             rcpts = { "b@example.net" }, message = message("mime_simple.eml"),
         })

@@ -89,7 +89,7 @@ describe("rule plugins", function()
         local r = w:handle(j)
         local path = dir .. "/arch/unittests.fuglu.org/unittests.fuglu.org/" .. r.id .. ".eml"
         assert.equal(util.fixture("rules/helloworld.eml"), util.read(path))
-        local st = require("fuglu.regex").fs.stat(path)
+        local st = require("fuglu_fs").stat(path)
         assert.equal(tonumber("640", 8), st.mode)
     end)
 

@@ -2,7 +2,7 @@
 -- reload on change, the one-pass prefilter and the PCRE2 limits.
 
 local util = require "support.util"
-local core = require "fuglu_core"
+local sys = require "fuglu_sys"
 local suspectfilter = require "fuglu.suspectfilter"
 
 local function hello()
@@ -171,9 +171,9 @@ describe("PCRE2 limits", function()
         s.tags.evil = string.rep("a", 5000) .. "b"
         local capture = util.capture_logs()
         local sf = suspectfilter.from_string("@evil (a+)+$ evil\n@evil (x|x?)+y evil2\nsubject hello ok", "evil.regex")
-        local started = core.monotonic()
+        local started = sys.monotonic()
         local args = sf:get_args(s)
-        local seconds = core.monotonic() - started
+        local seconds = sys.monotonic() - started
         capture.restore()
         assert.same({ "ok" }, args)
         assert.is_true(seconds < 1, "took " .. seconds .. " s")
@@ -311,7 +311,7 @@ describe("the literal set (C)", function()
     end
 
     it("reports each id whose literal occurs once, ignoring ASCII case", function()
-        local set = regex.fs.literal_set({ "viagra", "cialis", "casino", "prize1" }, { 1, 1, 2, 3 }, 3)
+        local set = regex.literal_set({ "viagra", "cialis", "casino", "prize1" }, { 1, 1, 2, 3 }, 3)
         assert.same({}, scan(set, "a quarterly report"))
         assert.same({ 1 }, scan(set, "Buy VIAGRA and Cialis and viagra"))
         assert.same({ 1, 2, 3 }, scan(set, "cAsInO prize1 viagra"))
@@ -321,7 +321,7 @@ describe("the literal set (C)", function()
     end)
 
     it("treats U+212A KELVIN SIGN as k and U+017F LONG S as s (PCRE2 caseless UTF)", function()
-        local set = regex.fs.literal_set({ "kelvin", "spam" }, { 1, 2 }, 2)
+        local set = regex.literal_set({ "kelvin", "spam" }, { 1, 2 }, 2)
         assert.same({ 1, 2 }, scan(set, "\226\132\170elvin \197\191pam"))
         assert.same({ 1 }, scan(set, "caf\195\169 \226\132\170ELVIN"))
     end)
@@ -329,7 +329,7 @@ describe("the literal set (C)", function()
     it("finds a literal at every offset, with every stride (shortest literal - 3, at most 8)", function()
         local checked = 0
         for _, lit in ipairs({ "abcd", "pr1ze", "jackpot9", "inheritance", "x-mailer-version-12" }) do
-            local set = regex.fs.literal_set({ lit, "zzzz" .. lit:sub(2) }, { 1, 2 }, 2)
+            local set = regex.literal_set({ lit, "zzzz" .. lit:sub(2) }, { 1, 2 }, 2)
             local miss = lit:sub(1, -2) .. "#"
             for offset = 0, 19 do
                 for tail = 0, 9 do
@@ -344,7 +344,7 @@ describe("the literal set (C)", function()
     end)
 
     it("refuses literals shorter than 4 bytes", function()
-        assert.has_error(function() regex.fs.literal_set({ "abc" }, { 1 }, 1) end)
+        assert.has_error(function() regex.literal_set({ "abc" }, { 1 }, 1) end)
     end)
 end)
 

@@ -1,6 +1,6 @@
 -- fuglu.suspect: ids, addresses, sources, headers, predicates, client info, str(suspect).
 
-local core = require "fuglu_core"
+local codec = require "fuglu_codec"
 local suspect = require "fuglu.suspect"
 local addrcheck = require "fuglu.addrcheck"
 local actions = require "fuglu.actions"
@@ -131,7 +131,7 @@ describe("fuglu.suspect", function()
             s:add_header("X-Umlaut", "F\195\188r", true)
             local value = s:get_message_rep():header("X-Umlaut")[1]
             assert.is_nil(value:find("[\128-\255]"))
-            assert.equal("F\195\188r", core.rfc2047_decode(value))
+            assert.equal("F\195\188r", codec.rfc2047_decode(value))
         end)
     end)
 

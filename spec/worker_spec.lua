@@ -6,7 +6,7 @@ local util = require "support.util"
 
 local BASE = "From: a@example.org\r\nSubject: test\r\n"
 
--- A fake core.reinject that records its argument and answers as told.
+-- A fake fuglu_job.reinject that records its argument and answers as told.
 local function fake_reinject(answer)
     local calls = {}
     local fn = function(t)

@@ -51,8 +51,8 @@ end
 local core_options
 local function core_default(section, option)
     if core_options == nil then
-        local ok, core = pcall(require, "fuglu_core")
-        core_options = ok and type(core) == "table" and core.core_options and core.core_options() or {}
+        local ok, cconf = pcall(require, "fuglu_config")
+        core_options = ok and type(cconf) == "table" and cconf.core_options() or {}
     end
     local s = core_options[section]
     local o = s and s[option]

@@ -16,7 +16,7 @@
 -- Nothing run from here re-injects, bounces or runs appenders: the result is only shown. host
 -- holds the C side's functions (stats, workers, pool) and may be empty (specs).
 
-local core = require "fuglu_core"
+local message_lib = require "fuglu_message"
 local actions = require "fuglu.actions"
 local config_module = require "fuglu.config"
 local pipeline = require "fuglu.pipeline"
@@ -85,7 +85,7 @@ local function read_file(path)
 end
 
 local function make_suspect(self, file, from, rcpt)
-    local message, err = core.message_from_string(read_file(file))
+    local message, err = message_lib.from_string(read_file(file))
     if message == nil then error("cannot parse " .. file .. ": " .. tostring(err), 3) end
     local s = suspect_module.new{
         from = from or "sender@fuglu.local",

@@ -19,7 +19,7 @@
 -- The header and MIME lookups use the current source (a plugin's set_source included). Body, header
 -- and mime: values are cached per message object (shared arrays: do not modify them).
 
-local core = require "fuglu_core"
+local codec = require "fuglu_codec"
 local htmlstrip = require "fuglu.htmlstrip"
 
 local fields = {}
@@ -154,7 +154,7 @@ local function message_field(suspect, name)
             local decoded = rest:match("^[Dd][Ee][Cc][Oo][Dd][Ee][Dd]:(.+)$")
             if decoded then
                 local out = {}
-                for i, v in ipairs(fields.header(suspect, decoded)) do out[i] = core.rfc2047_decode(v) end
+                for i, v in ipairs(fields.header(suspect, decoded)) do out[i] = codec.rfc2047_decode(v) end
                 return out
             end
             return fields.header(suspect, rest)

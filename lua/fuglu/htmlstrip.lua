@@ -7,7 +7,7 @@
 -- every other tag is removed and its text kept. Entities are decoded and the non-breaking space
 -- (&nbsp; &#160; &#xa0; and U+00A0) becomes a plain space. A "<" that does not start a tag stays.
 --
--- strip() with the default elements runs in C (fuglu_regex.html_strip, src/lua/lua_htmlstrip.c:
+-- strip() with the default elements runs in C (fuglu_htmlstrip.strip, src/lua/lua_htmlstrip.c:
 -- the same passes, byte for byte the same result, ~50x faster); strip_lua() is the reference
 -- implementation, also used for other element lists and when the C module is not there.
 
@@ -94,8 +94,8 @@ end
 
 local c_strip
 do
-    local ok, regex = pcall(require, "fuglu.regex")
-    if ok and type(regex.fs) == "table" then c_strip = regex.fs.html_strip end
+    local ok, lib = pcall(require, "fuglu_htmlstrip")
+    if ok and type(lib) == "table" then c_strip = lib.strip end
 end
 
 -- The text without HTML; remove_tags (default {"script", "style"}): elements dropped with content.

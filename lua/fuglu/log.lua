@@ -1,4 +1,5 @@
--- fuglu.log: named loggers on top of the core's logging (Python logging names and levels).
+-- fuglu.log: named loggers on top of the engine's logging (fuglu_log) with Python logging's names
+-- and levels.
 --
 --   local log = require("fuglu.log").logger("fuglu.plugin.MyPlugin")
 --   log:info("scanned %s in %.2fs", suspect.id, seconds)
@@ -6,7 +7,7 @@
 -- Arguments are formatted with string.format only when the level is enabled for the name, so debug
 -- lines cost nothing in production. A message without arguments is written as it is (no % escaping).
 
-local core = require "fuglu_core"
+local clog = require "fuglu_log"   -- read at each call: specs and tools replace its functions
 
 local log = {
     DEBUG = 10, INFO = 20, WARNING = 30, ERROR = 40, CRITICAL = 50,
@@ -27,13 +28,13 @@ local function format(fmt, ...)
 end
 
 function Logger:log(level, fmt, ...)
-    if core.log_enabled(self.name, level) then
-        core.log(self.name, level, format(fmt, ...))
+    if clog.enabled(self.name, level) then
+        clog.write(self.name, level, format(fmt, ...))
     end
 end
 
 function Logger:enabled(level)
-    return core.log_enabled(self.name, level)
+    return clog.enabled(self.name, level)
 end
 
 function Logger:debug(fmt, ...) self:log(10, fmt, ...) end
@@ -44,8 +45,8 @@ function Logger:critical(fmt, ...) self:log(50, fmt, ...) end
 
 -- Logs at ERROR with the traceback of the caller appended.
 function Logger:exception(fmt, ...)
-    if core.log_enabled(self.name, 40) then
-        core.log(self.name, 40, format(fmt, ...) .. "\n" .. debug.traceback("", 2):gsub("^\n", ""))
+    if clog.enabled(self.name, 40) then
+        clog.write(self.name, 40, format(fmt, ...) .. "\n" .. debug.traceback("", 2):gsub("^\n", ""))
     end
 end
 

@@ -10,7 +10,7 @@
 -- stats.plugin_errors, and the chain goes on (a failed scanner leaves no decisions entry).
 -- Every plugin run is also reported to fuglu.monitor (workerlist, per-plugin counters, exceptionlist).
 
-local core = require "fuglu_core"
+local sys = require "fuglu_sys"
 local actions = require "fuglu.actions"
 local log = require "fuglu.log"
 local monitor = require "fuglu.monitor"
@@ -73,9 +73,9 @@ function pipeline.run_scanners(suspect, scanners, stats)
     for _, scanner in ipairs(scanners) do
         trace.plugin_start(suspect, scanner)
         monitor.running(suspect, scanner)
-        local started = core.monotonic()
+        local started = sys.monotonic()
         local ok, code, message = xpcall(scanner.examine, debug.traceback, scanner, suspect)
-        local seconds = core.monotonic() - started
+        local seconds = sys.monotonic() - started
         trace.plugin_done(suspect, scanner, ok, code, message, seconds)
         if not ok then
             count_error(stats)
@@ -127,9 +127,9 @@ end
 function pipeline.scan(suspect, chain, config, stats)
     local scanners = pipeline.run_prependers(suspect, chain.prependers or {}, chain.scanners or {}, stats)
     trace.plugin_list(suspect, scanners)
-    local started = core.monotonic()
+    local started = sys.monotonic()
     local decision, message, decider = pipeline.run_scanners(suspect, scanners, stats)
-    pipeline.add_core_headers(suspect, config, core.monotonic() - started)
+    pipeline.add_core_headers(suspect, config, sys.monotonic() - started)
     trace.headers(suspect)
     local line = pipeline.log_line(suspect, config)
     if line then session_log:info("%s", line) end
@@ -142,9 +142,9 @@ end
 function pipeline.run_appenders(suspect, appenders, decision, stats)
     for _, appender in ipairs(appenders) do
         monitor.running(suspect, appender)
-        local started = core.monotonic()
+        local started = sys.monotonic()
         local ok, err = xpcall(appender.process, debug.traceback, appender, suspect, decision)
-        trace.appender(suspect, appender, ok, err, core.monotonic() - started)
+        trace.appender(suspect, appender, ok, err, sys.monotonic() - started)
         if not ok then
             count_error(stats)
             monitor.plugin_failed(appender, suspect, err)

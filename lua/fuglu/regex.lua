@@ -6,33 +6,19 @@
 --   local m = re:exec(value)                   -- {[0]=..., [1]=..., word=...} or false
 --   regex.search(pattern, subject[, flags])    -- compiled once and cached; true/false
 --   regex.escape(s)                            -- s with every regex metacharacter escaped
+--   regex.literal_set(literals, ids, nids)     -- the rule files' multi-literal prefilter (C)
 --
 -- Python-regex constructs work as PCRE2 supports them: (?P<n>...), (?P=n), \d \w \s \b,
 -- lookarounds, inline flags. Python's \Z (end of subject) is translated to PCRE2's \z.
--- The C side (src/lua/lua_regex.c) also carries a few file-system helpers: regex.fs.stat,
--- realpath, mkdir, chmod, chown, listdir.
+-- The C side is the module fuglu_regex (src/lua/lua_regex.c, lua_litset.c).
 
 local regex = {}
 
-local function load_lib()
-    local ok, core = pcall(require, "fuglu_core")
-    if ok and type(core) == "table" and type(core.regex_lib) == "function" then
-        return core.regex_lib()
-    end
-    local ok2, lib = pcall(require, "fuglu_regex")
-    if ok2 and type(lib) == "table" then return lib end
-    -- busted: fuglu_core.so holds every core object, luaopen_fuglu_regex included
-    local path = package.searchpath and package.searchpath("fuglu_core", package.cpath)
-    if path then
-        local open = package.loadlib(path, "luaopen_fuglu_regex")
-        if open then return open() end
-    end
-    error("fuglu.regex: the PCRE2 module (luaopen_fuglu_regex) is not available")
-end
+local present, lib = pcall(require, "fuglu_regex")
+if not present then error("fuglu.regex: the PCRE2 module fuglu_regex is not available: " .. tostring(lib)) end
 
-local lib = load_lib()
-regex.fs = lib
 regex.MATCH_LIMIT = lib.match_limit
+regex.literal_set = lib.literal_set
 
 -- Python spellings PCRE2 reads differently: \Z (Python: end of subject only) -> \z.
 function regex.translate(pattern)

@@ -6,15 +6,13 @@
 --   statsd.check_host(host)             nil, or why host cannot be used (lint)
 --
 -- The host must be a numeric IPv4/IPv6 address or "localhost": no name is looked up in the DNS.
--- Sending goes through the daemon's C module fuglu_stats.
+-- Sending goes through the C module fuglu_net.
 
-local core = require "fuglu_core"
+local net = require "fuglu_net"
+local sys = require "fuglu_sys"
 local plugin_module = require "fuglu.plugin"
 
 local statsd = {}
-
-local present, fuglu_stats = pcall(require, "fuglu_stats")
-if not present then fuglu_stats = nil end
 
 statsd.OPTIONS = {
     host = { default = "127.0.0.1", description = "statsd host: a numeric address or localhost (no DNS lookup)" },
@@ -22,7 +20,7 @@ statsd.OPTIONS = {
 }
 
 function statsd.node()
-    return (tostring(core.hostname()):match("^[^.]*"))
+    return (tostring(sys.hostname()):match("^[^.]*"))
 end
 
 function statsd.message_class(suspect)
@@ -41,12 +39,11 @@ end
 
 function statsd.send(plugin, payload)
     if payload == "" then return true end
-    if not fuglu_stats then return false, "fuglu_stats is not available (not running in the daemon)" end
     local host, port = plugin:get("host"), tonumber(plugin:get("port"))
     local problem = statsd.check_host(host)
     if problem then return false, problem end
     if not port then return false, "port '" .. tostring(plugin:get("port")) .. "' is not a number" end
-    local ok, err = fuglu_stats.udp_send(host, port, payload)
+    local ok, err = net.udp_send(host, port, payload)
     if not ok then return false, err end
     return true
 end

@@ -1,13 +1,15 @@
 -- fuglu.suspect: the Suspect, one message under scan (Fuglu's Suspect API).
 --
--- The original bytes stay in a C message object (fuglu_core); a plugin that changes the message
+-- The original bytes stay in a C message object (fuglu_message); a plugin that changes the message
 -- stores the new source with set_source(). Headers a plugin wants added go to an ordered list that
 -- the worker prepends at re-inject time (unlike Fuglu's dict, a name may be added twice).
 --
 --   suspect.id, from_address, from_localpart, from_domain, recipients, to_address, to_localpart,
 --   to_domain, size, timestamp, tags, clientinfo ({helo=, ip=, rdns=} or nil)
 
-local core = require "fuglu_core"
+local codec = require "fuglu_codec"
+local message_lib = require "fuglu_message"
+local sys = require "fuglu_sys"
 local actions = require "fuglu.actions"
 local addrcheck = require "fuglu.addrcheck"
 local log = require "fuglu.log"
@@ -65,13 +67,13 @@ function suspect.new(t)
     local message = t.message
     if message == nil then
         local err
-        message, err = core.message_from_string(t.source or "")
+        message, err = message_lib.from_string(t.source or "")
         if message == nil then error("cannot build the message: " .. tostring(err)) end
     end
 
     local self = setmetatable({
-        id = t.id or core.random_id(),
-        timestamp = t.timestamp or core.now(),
+        id = t.id or sys.random_id(),
+        timestamp = t.timestamp or sys.now(),
         message = message,          -- the original message (C object)
         source = nil,               -- the modified source, once set_source() was called
         added_headers = {},         -- ordered {name=, value=} list, applied at re-inject
@@ -136,7 +138,7 @@ end
 function Suspect:get_message_rep()
     if self.source == nil then return self.message end
     if self.message_rep == nil then
-        local msg, err = core.message_from_string(self.source)
+        local msg, err = message_lib.from_string(self.source)
         if msg == nil then error("cannot parse the modified source: " .. tostring(err)) end
         self.message_rep = msg
     end
@@ -148,7 +150,7 @@ end
 function Suspect:add_header(name, value, immediate)
     value = tostring(value)
     if immediate then
-        local line = name .. ": " .. core.header_encode(name, value) .. "\r\n"
+        local line = name .. ": " .. codec.header_encode(name, value) .. "\r\n"
         self:set_source(line .. self:get_source())
     else
         self.added_headers[#self.added_headers + 1] = { name = name, value = value }
@@ -159,7 +161,7 @@ end
 function Suspect:added_header_lines()
     local lines = {}
     for i, h in ipairs(self.added_headers) do
-        lines[i] = h.name .. ": " .. core.header_encode(h.name, h.value) .. "\r\n"
+        lines[i] = h.name .. ": " .. codec.header_encode(h.name, h.value) .. "\r\n"
     end
     return table.concat(lines)
 end
@@ -198,7 +200,7 @@ function Suspect:debug(text)
     if not self.tags.debug then return end
     local file = self.tags.debugfile
     if file == nil then return end
-    local now = core.now()
+    local now = sys.now()
     local stamp = os.date("%Y-%m-%dT%H:%M:%S", math.floor(now)) .. string.format(".%06d", math.floor((now % 1) * 1e6))
     file:write(stamp, " ", tostring(text), "\n")
     if file.flush then file:flush() end

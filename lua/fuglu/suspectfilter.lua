@@ -32,6 +32,7 @@
 -- reloaded whole. A file that disappears or a Lua rule file that fails to load keeps the last
 -- good rules (logged); bad regex lines are logged with file:line and skipped, the rest work.
 
+local fs = require "fuglu_fs"
 local fields = require "fuglu.fields"
 local log = require "fuglu.log"
 local regex = require "fuglu.regex"
@@ -45,9 +46,7 @@ local logger = log.logger("fuglu.suspectfilter")
 
 local DEFAULT_CHECK_INTERVAL = 5
 
-local function now()
-    return require("fuglu_core").monotonic()
-end
+local now = require("fuglu_sys").monotonic
 
 local function trim(s)
     return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -295,7 +294,7 @@ local function build_prefilter(g)
     for _, rule in ipairs(g.combined_rules) do rule.combinable = true; rules[#rules + 1] = rule end
     for _, rule in ipairs(g.single_rules) do rule.combinable = false; rules[#rules + 1] = rule end
     for _, rule in ipairs(rules) do
-        local literals = regex.fs.literal_set and suspectfilter.required_literals(rule.pattern, rule.flags)
+        local literals = regex.literal_set and suspectfilter.required_literals(rule.pattern, rule.flags)
         rule.literals = literals
         if literals then
             g.lit_rules[#g.lit_rules + 1] = rule
@@ -309,7 +308,7 @@ local function build_prefilter(g)
             g.nolit_single_rules[#g.nolit_single_rules + 1] = rule
         end
     end
-    if #g.lit_rules > 0 then g.litset = regex.fs.literal_set(lits, ids, #g.lit_rules) end
+    if #g.lit_rules > 0 then g.litset = regex.literal_set(lits, ids, #g.lit_rules) end
     if #g.nolit_combined_rules > 1 then g.nolit_combined = combine(g.nolit_combined_rules) end
     if g.nolit_combined == nil then
         for _, rule in ipairs(g.nolit_combined_rules) do g.nolit_single_rules[#g.nolit_single_rules + 1] = rule end
@@ -465,7 +464,7 @@ function suspectfilter.from_string(text, name)
 end
 
 local function file_stamp(path)
-    local st = regex.fs.stat(path)
+    local st = fs.stat(path)
     if st == nil then return nil end
     return string.format("%.9f/%.9f/%d/%d", st.mtime, st.ctime, st.size, st.ino)
 end
@@ -705,7 +704,7 @@ end
 
 -- Prints every problem (file:line) and returns true when the file is fine.
 function SuspectFilter:lint()
-    local st = regex.fs.stat(self.filename)
+    local st = fs.stat(self.filename)
     if st == nil then
         print("SuspectFilter file not found: " .. tostring(self.filename))
         return false

@@ -5,9 +5,10 @@
 --   w:after(job)                   -- the appenders (not for deferred messages / tag noappenders)
 --
 -- handle() never raises: an unexpected error answers 451 and is logged with its traceback.
--- options.reinject replaces core.reinject (tests).
+-- options.reinject replaces fuglu_job.reinject (tests).
 
-local core = require "fuglu_core"
+local job_lib = require "fuglu_job"
+local sys = require "fuglu_sys"
 local actions = require "fuglu.actions"
 local addrcheck = require "fuglu.addrcheck"
 local config_module = require "fuglu.config"
@@ -65,7 +66,7 @@ function worker.new(raw_config, options)
         config = config,
         options = options,
         chain = chain,
-        reinject = options.reinject or core.reinject,
+        reinject = options.reinject or job_lib.reinject,
         stats = { plugin_errors = 0 },
         pending = setmetatable({}, { __mode = "k" }),   -- job -> state for after()
         logger = log.logger("fuglu.threads.worker." .. tostring(options.worker_name or "0")),
@@ -85,7 +86,7 @@ function Worker:send(job, suspect)
     local host = config:get("main", "outgoinghost")
     if host == "${injecthost}" then host = job.peer_addr end
     local helo = config:get("main", "outgoinghelo")
-    if helo == "" then helo = core.hostname() end
+    if helo == "" then helo = sys.hostname() end
     local t = {
         host = host,
         port = config:getint("main", "outgoingport"),
@@ -112,7 +113,7 @@ function Worker:deliver(job, suspect, decision)
     local answer
     if suspect.tags.noreinject then
         answer = NOT_REINJECTED
-    elseif core.job_cancelled() then
+    elseif job_lib.cancelled() then
         -- The client was answered 4xx already (scan_timeout, or it went away): its retry brings the
         -- message again, so delivering this copy would make a duplicate.
         session_log:warning("%s: the message was cancelled before the scan ended (scan_timeout, the client left or luamemlimit): not re-injected",

@@ -20,11 +20,10 @@
 
 local actions = require "fuglu.actions"
 local plugin = require "fuglu.plugin"
-local regex = require "fuglu.regex"
 local suspectfilter = require "fuglu.suspectfilter"
 local template = require "fuglu.template"
 
-local fs = regex.fs
+local fs = require "fuglu_fs"
 
 local ArchivePlugin = plugin.scanner{
     name = "ArchivePlugin",

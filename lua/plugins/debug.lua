@@ -20,7 +20,7 @@
 
 local plugin = require "fuglu.plugin"
 local trace = require "fuglu.trace"
-local core = require "fuglu_core"
+local sys = require "fuglu_sys"
 
 local MessageDebugger = plugin.prepender{
     name = "MessageDebugger",
@@ -83,7 +83,7 @@ function MessageDebugger:pluginlist(suspect)
         self.logger:error("%s: cannot open the debug trace %s: %s", suspect.id, path, tostring(err))
         return nil
     end
-    local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(core.now()))
+    local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(sys.now()))
     if not append_index(debugfile, stamp .. " " .. suspect.id .. " " .. path) then
         self.logger:warning("cannot append to the debug index %s", debugfile)
     end

@@ -17,9 +17,7 @@
 
 local actions = require "fuglu.actions"
 local plugin = require "fuglu.plugin"
-local regex = require "fuglu.regex"
-
-local fs = regex.fs
+local fs = require "fuglu_fs"
 
 local ScriptFilter = plugin.scanner{
     name = "ScriptFilter",

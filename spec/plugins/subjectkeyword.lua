@@ -8,7 +8,7 @@
 --   action = REJECT
 --   rejectmessage = subject contains "${keyword}"
 
-local core = require "fuglu_core"
+local codec = require "fuglu_codec"
 local plugin = require "fuglu.plugin"
 local actions = require "fuglu.actions"
 local template = require "fuglu.template"
@@ -27,7 +27,7 @@ local SubjectKeywordPlugin = plugin.scanner{
 -- The decoded, lower-cased subject of the message ("" if it has none).
 local function subject_of(suspect)
     local raw = suspect:get_message_rep():header("Subject")[1] or ""
-    return core.rfc2047_decode(raw):lower()
+    return codec.rfc2047_decode(raw):lower()
 end
 
 function SubjectKeywordPlugin:examine(suspect)

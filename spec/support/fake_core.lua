@@ -1,14 +1,18 @@
--- A pure-Lua stand-in for the C module fuglu_core (doc/lua-core-api.md), used by the spec helper
--- only when build/fuglu_core.so is not built. It implements just what the framework specs need:
--- simple header parsing, a one-part MIME view, ASCII-only header "encoding", no re-inject.
+-- A pure-Lua stand-in for the C modules (doc/lua-core-api.md), used by the spec helper only when
+-- build/fuglu_core.so is not built. It implements just what the framework specs need: simple
+-- header parsing, a one-part MIME view, ASCII-only header "encoding", no re-inject, no network.
+-- Returns {module name = table}; the helper puts each in package.preload. fuglu_regex and
+-- fuglu_htmlstrip have no stand-in (fuglu.htmlstrip falls back to its Lua version).
 
 local ffi = require "ffi"
 pcall(ffi.cdef, [[
 typedef struct { long tv_sec; long tv_nsec; } fake_timespec;
 int clock_gettime(int clk, fake_timespec *tp);
+int mkdir(const char *path, unsigned int mode);
 ]])
 
-local core = { version = "0.0.0-fake", fake = true }
+local sys = { version = "0.0.0-fake", fake = true }
+local clog, codec, message, job, fs, net = {}, {}, {}, {}, {}, {}
 
 local function clock(id)
     local ts = ffi.new("fake_timespec")
@@ -16,15 +20,15 @@ local function clock(id)
     return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
 end
 
-function core.now() return clock(0) end
-function core.monotonic() return clock(1) end
-function core.hostname() return "localhost" end
-function core.job_cancelled() return false end
+function sys.now() return clock(0) end
+function sys.monotonic() return clock(1) end
+function sys.hostname() return "localhost" end
+function job.cancelled() return false end
 
 local seeded = false
-function core.random_id()
+function sys.random_id()
     if not seeded then
-        math.randomseed(os.time() + math.floor(core.monotonic() * 1e6) % 1000000)
+        math.randomseed(os.time() + math.floor(sys.monotonic() * 1e6) % 1000000)
         seeded = true
     end
     local t = {}
@@ -32,11 +36,11 @@ function core.random_id()
     return table.concat(t)
 end
 
-function core.log_enabled() return true end
-function core.log() end
+function clog.enabled() return true end
+function clog.write() end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-function core.b64encode(s)
+function codec.b64encode(s)
     local out = {}
     for i = 1, #s, 3 do
         local a, b, c = s:byte(i, i + 2)
@@ -52,7 +56,7 @@ function core.b64encode(s)
     return table.concat(out)
 end
 
-function core.b64decode(s)
+function codec.b64decode(s)
     s = s:gsub("%s", "")
     if s:find("[^%w+/=]") then return nil end
     local out = {}
@@ -70,28 +74,28 @@ function core.b64decode(s)
 end
 
 -- Only B-encoded UTF-8 words (what header_encode below produces).
-function core.rfc2047_decode(s)
-    return (s:gsub("=%?[uU][tT][fF]%-8%?[bB]%?([^?]*)%?=", function(b64) return core.b64decode(b64) end))
+function codec.rfc2047_decode(s)
+    return (s:gsub("=%?[uU][tT][fF]%-8%?[bB]%?([^?]*)%?=", function(b64) return codec.b64decode(b64) end))
 end
 
-function core.header_encode(_, value)
-    if value:find("[\128-\255]") then return "=?utf-8?b?" .. core.b64encode(value) .. "?=" end
+function codec.header_encode(_, value)
+    if value:find("[\128-\255]") then return "=?utf-8?b?" .. codec.b64encode(value) .. "?=" end
     return value
 end
 
 local Message = {}
 Message.__index = Message
 
-function core.message_from_string(s)
+function message.from_string(s)
     return setmetatable({ data = s }, Message)
 end
 
-function core.message_from_file(path)
+function message.from_file(path)
     local f, err = io.open(path, "rb")
     if not f then return nil, err end
     local data = f:read("*a")
     f:close()
-    return core.message_from_string(data)
+    return message.from_string(data)
 end
 
 function Message:size() return #self.data end
@@ -136,8 +140,20 @@ function Message:mime()
         is_multipart = ct:lower():match("^multipart/") ~= nil, is_message = false, headers = self:headers() } }
 end
 
-function core.reinject()
+function job.reinject()
     return false, nil, "fake core: no re-inject", true
 end
 
-return core
+function fs.mkdir(path, mode)
+    if ffi.C.mkdir(path, mode or tonumber("755", 8)) ~= 0 then return nil, "cannot create directory " .. path end
+    return true
+end
+
+function net.udp_send()
+    return nil, "fake core: no network"
+end
+
+return {
+    fuglu_sys = sys, fuglu_log = clog, fuglu_codec = codec, fuglu_message = message,
+    fuglu_job = job, fuglu_fs = fs, fuglu_net = net,
+}

@@ -1,8 +1,9 @@
--- Spec helper: makes fuglu_core loadable for every spec.
+-- Spec helper: makes the C modules (fuglu_sys, fuglu_log, fuglu_message, ...) loadable for every spec.
 --
--- The real module is build/fuglu_core.so (`make all`). When it has not been built, a small
--- pure-Lua stand-in (spec/support/fake_core.lua) takes its place so the framework specs still run;
--- a line on stderr says so. Set FUGLU_REQUIRE_CORE=1 to make a missing module an error instead.
+-- They are all in build/fuglu_core.so (`make all`): `require "fuglu_core"` puts each of them in
+-- package.preload. When it has not been built, a small pure-Lua stand-in
+-- (spec/support/fake_core.lua) takes their place so the framework specs still run; a line on
+-- stderr says so. Set FUGLU_REQUIRE_CORE=1 to make a missing library an error instead.
 
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
@@ -14,5 +15,7 @@ if not ok then
     end
     io.stderr:write("spec helper: build/fuglu_core.so not loadable, using spec/support/fake_core.lua\n")
     package.loaded.fuglu_core = nil
-    package.preload.fuglu_core = function() return require "support.fake_core" end
+    for name, module in pairs(require "support.fake_core") do
+        package.preload[name] = function() return module end
+    end
 end

@@ -1,6 +1,7 @@
 -- Shared spec helpers: fixtures, suspects, configs and log capture.
 
-local core = require "fuglu_core"
+local clog = require "fuglu_log"
+local message_lib = require "fuglu_message"
 local suspect = require "fuglu.suspect"
 local config = require "fuglu.config"
 
@@ -19,7 +20,7 @@ end
 
 -- A message object from a string (the real or the fake core).
 function util.message(source)
-    return assert(core.message_from_string(source))
+    return assert(message_lib.from_string(source))
 end
 
 -- A suspect for hello.eml (or source) from sender@ to recipient@unittests.fuglu.org.
@@ -35,17 +36,17 @@ function util.config(raw)
     return config.new(raw or {})
 end
 
--- Replaces core.log / core.log_enabled until restore() and collects {logger, level, text}.
+-- Replaces fuglu_log.write / fuglu_log.enabled until restore() and collects {logger, level, text}.
 function util.capture_logs()
     local records = {}
-    local saved_log, saved_enabled = core.log, core.log_enabled
-    core.log = function(logger, level, text)
+    local saved_write, saved_enabled = clog.write, clog.enabled
+    clog.write = function(logger, level, text)
         records[#records + 1] = { logger = logger, level = level, text = text }
     end
-    core.log_enabled = function() return true end
+    clog.enabled = function() return true end
     local capture = { records = records }
     function capture.restore()
-        core.log, core.log_enabled = saved_log, saved_enabled
+        clog.write, clog.enabled = saved_write, saved_enabled
     end
     -- the first record whose text contains needle (plain find), or nil
     function capture.find(needle, level)

@@ -1,35 +1,57 @@
-/* lua_core: the C module `fuglu_core` that gives the Lua framework time, ids, logging, message
- * objects (headers and a GMime MIME view), base64, RFC 2047 and re-injection.
+/* lua_core: what every C module of the Lua layer shares: the list of modules and how a state gets
+ * them, the one error handler, the one way plugin-load errors become a message, and the guard for
+ * C allocations held across Lua calls that may raise.
  *
- * doc/lua-core-api.md is the contract with the Lua side. The engine registers luaopen_fuglu_core in
- * package.preload of every worker state; busted specs load the same code as build/fuglu_core.so.
+ * One C file per Lua module (doc/lua-core-api.md has the list): src/lua/lua_<name>.c registers
+ * `fuglu_<name>` through luaopen_fuglu_<name>; its Lua-callable functions are static
+ * l_<name>_<function>, the C functions it offers other files are fg_lua_<name>_<verb>. The engine
+ * puts every module in package.preload of each state (fg_lua_preload); busted specs load the same
+ * code from build/fuglu_core.so, whose `require "fuglu_core"` does the same preloading.
  *
- * Message objects are "fuglu.message" userdata holding a reference to an fg_msg: the bytes stay in C
- * and Lua copies them only when it asks for them. Everything here is safe to use from several
- * threads as long as each Lua state (and its message objects) is used by one thread at a time.
+ * Everything here is safe to use from several threads as long as each Lua state (and its objects)
+ * is used by one thread at a time.
  */
 #ifndef FUGLU_LUA_CORE_H
 #define FUGLU_LUA_CORE_H
 
 #include <lua.h>
 
-#include "msg.h"
-
 #define FUGLU_CORE_VERSION "0.1.0"
 
-/* Opens the module: pushes and returns (1) the module table. */
+/* The openers, one per module (each pushes and returns (1) its table). */
+int luaopen_fuglu_sys(lua_State *L);        /* lua_sys.c: version, clocks, ids, host name */
+int luaopen_fuglu_config(lua_State *L);     /* lua_config.c: the core options' table */
+int luaopen_fuglu_log(lua_State *L);        /* lua_log.c: records and levels */
+int luaopen_fuglu_codec(lua_State *L);      /* lua_codec.c: base64, RFC 2047 */
+int luaopen_fuglu_message(lua_State *L);    /* lua_message.c (+ lua_mime.c): message objects */
+int luaopen_fuglu_job(lua_State *L);        /* lua_job.c: the job's fate, re-injection */
+int luaopen_fuglu_fs(lua_State *L);         /* lua_fs.c: stat, realpath, mkdir, chmod, ... */
+int luaopen_fuglu_net(lua_State *L);        /* lua_net.c: udp_send */
+int luaopen_fuglu_regex(lua_State *L);      /* lua_regex.c (+ lua_litset.c): PCRE2 */
+int luaopen_fuglu_htmlstrip(lua_State *L);  /* lua_htmlstrip.c: strip */
+int luaopen_fuglu_stats(lua_State *L);      /* lua_stats.c: the worker's reports to stats.c */
+
+/* Sets package.preload.fuglu_<name> for every module above. */
+void fg_lua_preload(lua_State *L);
+/* The library's entry for a stock luajit (busted): preloads every module, returns the list of
+ * their names. */
 int luaopen_fuglu_core(lua_State *L);
 
-/* Pushes a message object for m; the object takes its own reference (fg_msg_ref), the caller keeps
- * its reference. Works before or without require "fuglu_core". */
-void fuglu_core_push_message(lua_State *L, fg_msg *m);
+/* The message handler for lua_pcall: the error text with a traceback appended. */
+int fg_lua_traceback(lua_State *L);
+/* The error strings of an array at idx (or one string there) joined by newlines; fallback when
+ * there is none. Caller frees. */
+char *fg_lua_collect_errors(lua_State *L, int idx, const char *fallback);
 
-/* The fg_msg of the message object at idx (a Lua argument error if it is none). The reference stays
- * owned by the object: take one with fg_msg_ref to keep the message beyond the object's life. */
-fg_msg *fuglu_core_check_message(lua_State *L, int idx);
-/* Drops the message object's reference to its bytes (and its parsed MIME tree) now rather than
- * when the collector gets to it: a worker calls it when it is done with a job, so a 20 MB spool
- * file is unmapped at once. Later use of the object raises an error. */
-void fuglu_core_release_message(lua_State *L, int idx);
+/* A userdata on the stack whose __gc calls release(ptr) while ptr is set: hold a C allocation in it
+ * while calling Lua API functions that may raise, then call fg_lua_guard_release. */
+typedef struct fg_lua_guard {
+    void *ptr;
+    void (*release)(void *ptr);
+} fg_lua_guard;
+
+fg_lua_guard *fg_lua_guard_push(lua_State *L);
+/* Releases ptr now (if set) and clears it; the guard can be reused. */
+void fg_lua_guard_release(fg_lua_guard *guard);
 
 #endif

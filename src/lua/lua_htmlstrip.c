@@ -1,5 +1,5 @@
-/* lua_htmlstrip: the C implementation of lua/fuglu/htmlstrip.lua's strip() with the default
- * element list (script, style), exported as `fuglu_regex.html_strip(text)` (see lua_regex.h).
+/* lua_htmlstrip: the Lua module `fuglu_htmlstrip`: the C implementation of lua/fuglu/htmlstrip.lua's
+ * strip() with the default element list (script, style), as `require("fuglu_htmlstrip").strip(text)`.
  *
  * It gives byte for byte the result of the Lua version, which is a chain of whole-text passes:
  *   1. "\r\n", "\n" and "\r" become one space each;
@@ -17,7 +17,7 @@
  * glibc's memmem is slow for these needles; htmlstrip_find walks memchr hits of the first byte.
  * Character classes are LuaJIT's: ASCII only, %s = 9-13 and 32.
  */
-#include "lua_regex.h"
+#include "lua_core.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -510,8 +510,8 @@ static size_t htmlstrip_dec(const char *in, size_t n, char *out)
     return htmlstrip_numeric(in, n, out, 0);
 }
 
-/* html_strip(text) -> the text without HTML (htmlstrip.strip(text) with the default elements) */
-int fg_lua_regex_html_strip(lua_State *L)
+/* strip(text) -> the text without HTML (htmlstrip.strip(text) with the default elements) */
+static int l_htmlstrip_strip(lua_State *L)
 {
     size_t n;
     const char *text = luaL_checklstring(L, 1, &n);
@@ -537,5 +537,13 @@ int fg_lua_regex_html_strip(lua_State *L)
         lua_pushlstring(L, st.data, st.len);
     free(st.buf[0]);
     free(st.buf[1]);
+    return 1;
+}
+
+int luaopen_fuglu_htmlstrip(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushcfunction(L, l_htmlstrip_strip);
+    lua_setfield(L, -2, "strip");
     return 1;
 }

@@ -76,7 +76,7 @@ static int litset_entry_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int litset_gc(lua_State *L)
+static int l_litset_gc(lua_State *L)
 {
     fg_litset *set = luaL_checkudata(L, 1, LITSET_METATABLE);
     free(set->entries);
@@ -93,7 +93,7 @@ static int litset_gc(lua_State *L)
 }
 
 /* literal_set(literals, ids, nids): literals[i] (>= 4 bytes) belongs to ids[i] (1..nids). */
-int fg_lua_regex_literal_set(lua_State *L)
+static int l_litset_new(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -231,7 +231,7 @@ static int litset_check_at(lua_State *L, fg_litset *set, const unsigned char *s,
 }
 
 /* set:scan(subject, out) -> k; out[1..k] = the distinct ids whose literal occurs in subject */
-static int litset_scan(lua_State *L)
+static int l_litset_scan(lua_State *L)
 {
     fg_litset *set = luaL_checkudata(L, 1, LITSET_METATABLE);
     size_t n;
@@ -263,7 +263,7 @@ static int litset_scan(lua_State *L)
     return 1;
 }
 
-static int litset_tostring(lua_State *L)
+static int l_litset_tostring(lua_State *L)
 {
     fg_litset *set = luaL_checkudata(L, 1, LITSET_METATABLE);
     lua_pushfstring(L, "literal_set (%d literals, %d ids)", (int)set->count, (int)set->nids);
@@ -271,7 +271,7 @@ static int litset_tostring(lua_State *L)
 }
 
 static const luaL_Reg litset_methods[] = {
-    {"scan", litset_scan},
+    {"scan", l_litset_scan},
     {NULL, NULL},
 };
 
@@ -281,10 +281,12 @@ void fg_lua_litset_register(lua_State *L)
         lua_newtable(L);
         luaL_register(L, NULL, litset_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, litset_gc);
+        lua_pushcfunction(L, l_litset_gc);
         lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, litset_tostring);
+        lua_pushcfunction(L, l_litset_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
+    lua_pushcfunction(L, l_litset_new);
+    lua_setfield(L, -2, "literal_set");
 }

@@ -1,4 +1,4 @@
-/* lua_message: the "fuglu.message" userdata of fuglu_core and the raw header parser.
+/* lua_message: the module `fuglu_message`, its "fuglu.message" userdata and the raw header parser.
  *
  * A message object holds one fg_msg reference; the bytes are never copied into Lua unless a method
  * returns them. mime() parses once with GMime (lua_mime.c) and caches both the C parse (in the
@@ -30,7 +30,7 @@ static bool header_is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
-bool fuglu_header_next(const char *block, size_t len, size_t *pos, fuglu_header_field *field)
+bool fg_lua_message_header_next(const char *block, size_t len, size_t *pos, fg_lua_message_header *field)
 {
     while (*pos < len) {
         size_t start = *pos;
@@ -68,13 +68,13 @@ bool fuglu_header_next(const char *block, size_t len, size_t *pos, fuglu_header_
     return false;
 }
 
-void fuglu_header_push_fields(lua_State *L, const char *block, size_t len)
+void fg_lua_message_push_headers(lua_State *L, const char *block, size_t len)
 {
     lua_newtable(L);
     size_t pos = 0;
     int n = 0;
-    fuglu_header_field f;
-    while (fuglu_header_next(block, len, &pos, &f)) {
+    fg_lua_message_header f;
+    while (fg_lua_message_header_next(block, len, &pos, &f)) {
         lua_createtable(L, 0, 2);
         lua_pushlstring(L, f.name, f.name_len);
         lua_setfield(L, -2, "name");
@@ -86,24 +86,24 @@ void fuglu_header_push_fields(lua_State *L, const char *block, size_t len)
 
 /* ---- the userdata ---- */
 
-static fuglu_message *message_check(lua_State *L, int idx)
+static fg_lua_message *message_check(lua_State *L, int idx)
 {
-    fuglu_message *m = luaL_checkudata(L, idx, FUGLU_MESSAGE_METATABLE);
+    fg_lua_message *m = luaL_checkudata(L, idx, FG_LUA_MESSAGE_METATABLE);
     if (!m->msg)
         luaL_argerror(L, idx, "message object already released");
     return m;
 }
 
-fg_msg *fuglu_core_check_message(lua_State *L, int idx)
+fg_msg *fg_lua_message_check(lua_State *L, int idx)
 {
     return message_check(L, idx)->msg;
 }
 
-static int message_gc(lua_State *L)
+static int l_message_gc(lua_State *L)
 {
-    fuglu_message *m = luaL_checkudata(L, 1, FUGLU_MESSAGE_METATABLE);
+    fg_lua_message *m = luaL_checkudata(L, 1, FG_LUA_MESSAGE_METATABLE);
     if (m->mime) {
-        fuglu_mime_free(m->mime);
+        fg_lua_mime_free(m->mime);
         m->mime = NULL;
     }
     if (m->msg) {
@@ -113,22 +113,22 @@ static int message_gc(lua_State *L)
     return 0;
 }
 
-void fuglu_core_release_message(lua_State *L, int idx)
+void fg_lua_message_release(lua_State *L, int idx)
 {
-    if (luaL_testudata(L, idx, FUGLU_MESSAGE_METATABLE)) {
-        lua_pushcfunction(L, message_gc);
+    if (luaL_testudata(L, idx, FG_LUA_MESSAGE_METATABLE)) {
+        lua_pushcfunction(L, l_message_gc);
         lua_pushvalue(L, idx > 0 || idx <= LUA_REGISTRYINDEX ? idx : idx - 1);
         lua_call(L, 1, 0);
     }
 }
 
-static int message_size(lua_State *L)
+static int l_message_size(lua_State *L)
 {
     lua_pushnumber(L, (lua_Number)fg_msg_len(message_check(L, 1)->msg));
     return 1;
 }
 
-static int message_bytes(lua_State *L)
+static int l_message_bytes(lua_State *L)
 {
     fg_msg *msg = message_check(L, 1)->msg;
     size_t len = fg_msg_len(msg);
@@ -143,7 +143,7 @@ static int message_bytes(lua_State *L)
     return 1;
 }
 
-static int message_header_block(lua_State *L)
+static int l_message_header_block(lua_State *L)
 {
     fg_msg *msg = message_check(L, 1)->msg;
     const char *data = fg_msg_data(msg);
@@ -151,15 +151,15 @@ static int message_header_block(lua_State *L)
     return 1;
 }
 
-static int message_headers(lua_State *L)
+static int l_message_headers(lua_State *L)
 {
     fg_msg *msg = message_check(L, 1)->msg;
     const char *data = fg_msg_data(msg);
-    fuglu_header_push_fields(L, data, fg_msg_header_len(data, fg_msg_len(msg)));
+    fg_lua_message_push_headers(L, data, fg_msg_header_len(data, fg_msg_len(msg)));
     return 1;
 }
 
-static int message_header(lua_State *L)
+static int l_message_header(lua_State *L)
 {
     fg_msg *msg = message_check(L, 1)->msg;
     size_t want_len;
@@ -169,8 +169,8 @@ static int message_header(lua_State *L)
     lua_newtable(L);
     size_t pos = 0;
     int n = 0;
-    fuglu_header_field f;
-    while (fuglu_header_next(data, len, &pos, &f)) {
+    fg_lua_message_header f;
+    while (fg_lua_message_header_next(data, len, &pos, &f)) {
         if (f.name_len != want_len || strncasecmp(f.name, want, want_len) != 0)
             continue;
         lua_pushlstring(L, f.value, f.value_len);
@@ -179,24 +179,24 @@ static int message_header(lua_State *L)
     return 1;
 }
 
-static fuglu_mime *message_mime_parse(fuglu_message *m)
+static fg_lua_mime *message_mime_parse(fg_lua_message *m)
 {
     if (!m->mime)
-        m->mime = fuglu_mime_parse(fg_msg_data(m->msg), fg_msg_len(m->msg));
+        m->mime = fg_lua_mime_parse(fg_msg_data(m->msg), fg_msg_len(m->msg));
     return m->mime;
 }
 
 /* The environment of a message object is its cache table once mime() ran; before that it is
  * whatever the creating function had, so it is only read when mime_cached says it is ours. */
-static int message_mime(lua_State *L)
+static int l_message_mime(lua_State *L)
 {
-    fuglu_message *m = message_check(L, 1);
+    fg_lua_message *m = message_check(L, 1);
     if (m->mime_cached) {
         lua_getfenv(L, 1);
         lua_getfield(L, -1, "mime");
         return 1;
     }
-    fuglu_mime_push_parts(L, message_mime_parse(m));
+    fg_lua_mime_push_parts(L, message_mime_parse(m));
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "mime");
@@ -205,25 +205,25 @@ static int message_mime(lua_State *L)
     return 1;
 }
 
-static int message_part_payload(lua_State *L)
+static int l_message_part_payload(lua_State *L)
 {
-    fuglu_message *m = message_check(L, 1);
+    fg_lua_message *m = message_check(L, 1);
     lua_Integer index = luaL_checkinteger(L, 2);
-    fuglu_mime_push_payload(L, message_mime_parse(m), index, false);
+    fg_lua_mime_push_payload(L, message_mime_parse(m), index, false);
     return 1;
 }
 
-static int message_part_text(lua_State *L)
+static int l_message_part_text(lua_State *L)
 {
-    fuglu_message *m = message_check(L, 1);
+    fg_lua_message *m = message_check(L, 1);
     lua_Integer index = luaL_checkinteger(L, 2);
-    fuglu_mime_push_payload(L, message_mime_parse(m), index, true);
+    fg_lua_mime_push_payload(L, message_mime_parse(m), index, true);
     return 1;
 }
 
-static int message_tostring(lua_State *L)
+static int l_message_tostring(lua_State *L)
 {
-    fuglu_message *m = luaL_checkudata(L, 1, FUGLU_MESSAGE_METATABLE);
+    fg_lua_message *m = luaL_checkudata(L, 1, FG_LUA_MESSAGE_METATABLE);
     if (m->msg)
         lua_pushfstring(L, "fuglu.message (%d bytes)", (int)fg_msg_len(m->msg));
     else
@@ -232,28 +232,28 @@ static int message_tostring(lua_State *L)
 }
 
 static const luaL_Reg message_methods[] = {
-    {"size", message_size},
-    {"bytes", message_bytes},
-    {"header_block", message_header_block},
-    {"headers", message_headers},
-    {"header", message_header},
-    {"mime", message_mime},
-    {"part_payload", message_part_payload},
-    {"part_text", message_part_text},
+    {"size", l_message_size},
+    {"bytes", l_message_bytes},
+    {"header_block", l_message_header_block},
+    {"headers", l_message_headers},
+    {"header", l_message_header},
+    {"mime", l_message_mime},
+    {"part_payload", l_message_part_payload},
+    {"part_text", l_message_part_text},
     {NULL, NULL},
 };
 
 /* Pushes the metatable, creating it on first use in this state. */
 static void message_metatable(lua_State *L)
 {
-    if (!luaL_newmetatable(L, FUGLU_MESSAGE_METATABLE))
+    if (!luaL_newmetatable(L, FG_LUA_MESSAGE_METATABLE))
         return;
     lua_newtable(L);
     luaL_register(L, NULL, message_methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, message_gc);
+    lua_pushcfunction(L, l_message_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, message_tostring);
+    lua_pushcfunction(L, l_message_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "fuglu.message");
     lua_setfield(L, -2, "__metatable");
@@ -261,9 +261,9 @@ static void message_metatable(lua_State *L)
 
 /* Pushes a message object without a message yet: it exists (and can be collected) before any
  * reference is stored in it, so an allocation error cannot leak the reference. */
-static fuglu_message *message_push_empty(lua_State *L)
+static fg_lua_message *message_push_empty(lua_State *L)
 {
-    fuglu_message *m = lua_newuserdata(L, sizeof *m);
+    fg_lua_message *m = lua_newuserdata(L, sizeof *m);
     m->msg = NULL;
     m->mime = NULL;
     m->mime_cached = false;
@@ -272,12 +272,12 @@ static fuglu_message *message_push_empty(lua_State *L)
     return m;
 }
 
-void fuglu_core_push_message(lua_State *L, fg_msg *msg)
+void fg_lua_message_push(lua_State *L, fg_msg *msg)
 {
     message_push_empty(L)->msg = fg_msg_ref(msg);
 }
 
-static int message_from_string(lua_State *L)
+static int l_message_from_string(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -285,11 +285,11 @@ static int message_from_string(lua_State *L)
     return 1;
 }
 
-static int message_from_file(lua_State *L)
+static int l_message_from_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    fuglu_guard *guard = fuglu_guard_push(L);
-    fuglu_message *m = message_push_empty(L);
+    fg_lua_guard *guard = fg_lua_guard_push(L);
+    fg_lua_message *m = message_push_empty(L);
     char *err = NULL;
     m->msg = fg_msg_from_file(path, &err);
     if (m->msg)
@@ -298,16 +298,27 @@ static int message_from_file(lua_State *L)
     guard->release = free;
     lua_pushnil(L);
     lua_pushstring(L, err ? err : "cannot read the message file");
-    fuglu_guard_release(guard);
+    fg_lua_guard_release(guard);
     return 2;
 }
 
-void fuglu_message_open(lua_State *L)
+bool fg_lua_message_is(lua_State *L, int idx)
 {
+    return luaL_testudata(L, idx, FG_LUA_MESSAGE_METATABLE) != NULL;
+}
+
+static const luaL_Reg message_functions[] = {
+    {"from_string", l_message_from_string},
+    {"from_file", l_message_from_file},
+    {NULL, NULL},
+};
+
+int luaopen_fuglu_message(lua_State *L)
+{
+    fg_lua_mime_init();
     message_metatable(L);
     lua_pop(L, 1);
-    lua_pushcfunction(L, message_from_string);
-    lua_setfield(L, -2, "message_from_string");
-    lua_pushcfunction(L, message_from_file);
-    lua_setfield(L, -2, "message_from_file");
+    lua_newtable(L);
+    luaL_register(L, NULL, message_functions);
+    return 1;
 }

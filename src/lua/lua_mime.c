@@ -25,6 +25,8 @@
 #include <gmime/gmime.h>
 #include <lauxlib.h>
 
+#include "lua_codec.h"
+#include "lua_core.h"
 #include "lua_message.h"
 #include "util.h"
 
@@ -37,7 +39,7 @@ typedef struct mime_part {
     int depth;
 } mime_part;
 
-struct fuglu_mime {
+struct fg_lua_mime {
     const char *data;           /* the message bytes (not owned) */
     size_t len;
     GByteArray *bytes;          /* wraps data without owning it */
@@ -61,7 +63,7 @@ static void mime_init_once(void)
     g_mime_parser_options_set_fallback_charsets(mime_options, fallback);
 }
 
-void fuglu_mime_init(void)
+void fg_lua_mime_init(void)
 {
     pthread_once(&mime_once, mime_init_once);
 }
@@ -104,7 +106,7 @@ static size_t ascii_prefix(const unsigned char *u, size_t len)
     return i;
 }
 
-bool fuglu_utf8_valid(const char *s, size_t len)
+bool fg_lua_mime_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
@@ -196,7 +198,7 @@ static bool charset_is(const char *a, const char *const *names)
     return false;
 }
 
-char *fuglu_utf8_convert(const char *charset, const char *in, size_t len, size_t *out_len)
+char *fg_lua_mime_utf8_convert(const char *charset, const char *in, size_t len, size_t *out_len)
 {
     static const char *const utf8_names[] = {"utf-8", "utf8", NULL};
     static const char *const unknown_names[] = {"us-ascii", "ascii", "ansi_x3.4-1968", "unknown-8bit",
@@ -204,13 +206,13 @@ char *fuglu_utf8_convert(const char *charset, const char *in, size_t len, size_t
     GString *out = g_string_sized_new(len + len / 8 + 16);
     const char *iconv_name = NULL;
     if (charset && *charset && !charset_is(charset, unknown_names)) {
-        fuglu_mime_init();
+        fg_lua_mime_init();
         iconv_name = g_mime_charset_iconv_name(charset);
     }
     if (iconv_name && (charset_is(charset, utf8_names) || charset_is(iconv_name, utf8_names))) {
         utf8_append_valid(out, in, len);
     } else if (!iconv_name || !utf8_append_iconv(out, iconv_name, in, len)) {
-        if (fuglu_utf8_valid(in, len))
+        if (fg_lua_mime_utf8_valid(in, len))
             g_string_append_len(out, in, (gssize)len);
         else
             utf8_append_latin1(out, in, len);
@@ -221,7 +223,7 @@ char *fuglu_utf8_convert(const char *charset, const char *in, size_t len, size_t
 
 /* ---- parsing ---- */
 
-static void mime_add(fuglu_mime *mime, GMimeObject *object, GMimeMessage *message, int depth)
+static void mime_add(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth)
 {
     if (mime->nparts == mime->cap) {
         mime->cap = mime->cap ? mime->cap * 2 : 8;
@@ -230,7 +232,7 @@ static void mime_add(fuglu_mime *mime, GMimeObject *object, GMimeMessage *messag
     mime->parts[mime->nparts++] = (mime_part){object, message, depth};
 }
 
-static void mime_walk(fuglu_mime *mime, GMimeObject *object, GMimeMessage *message, int depth)
+static void mime_walk(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth)
 {
     if (mime->nparts >= MIME_MAX_PARTS || depth > MIME_MAX_DEPTH) {
         mime->truncated = true;
@@ -253,16 +255,16 @@ static void mime_walk(fuglu_mime *mime, GMimeObject *object, GMimeMessage *messa
     }
 }
 
-fuglu_mime *fuglu_mime_parse(const char *data, size_t len)
+fg_lua_mime *fg_lua_mime_parse(const char *data, size_t len)
 {
-    fuglu_mime_init();
-    fuglu_mime *mime = xcalloc(1, sizeof *mime);
+    fg_lua_mime_init();
+    fg_lua_mime *mime = xcalloc(1, sizeof *mime);
     mime->data = data;
     mime->len = len;
     size_t header_len = fg_msg_header_len(data, len);
     size_t pos = 0;
-    fuglu_header_field field;
-    mime->headerless = !fuglu_header_next(data, header_len, &pos, &field);
+    fg_lua_message_header field;
+    mime->headerless = !fg_lua_message_header_next(data, header_len, &pos, &field);
     if (!mime->headerless && len <= G_MAXUINT) {
         /* GMime only reads the array; it is freed with free_segment FALSE, so data is never freed. */
         mime->bytes = g_byte_array_new_take((guint8 *)(uintptr_t)data, len);
@@ -282,7 +284,7 @@ fuglu_mime *fuglu_mime_parse(const char *data, size_t len)
     return mime;
 }
 
-void fuglu_mime_free(fuglu_mime *mime)
+void fg_lua_mime_free(fg_lua_mime *mime)
 {
     if (!mime)
         return;
@@ -298,13 +300,13 @@ void fuglu_mime_free(fuglu_mime *mime)
 
 /* ---- Lua tables ---- */
 
-static void mime_push_lower(lua_State *L, fuglu_guard *guard, const char *s)
+static void mime_push_lower(lua_State *L, fg_lua_guard *guard, const char *s)
 {
     char *lower = g_ascii_strdown(s, -1);
     guard->ptr = lower;
     guard->release = g_free;
     lua_pushstring(L, lower);
-    fuglu_guard_release(guard);
+    fg_lua_guard_release(guard);
 }
 
 static void mime_push_header(lua_State *L, GMimeHeader *header, int n)
@@ -421,7 +423,7 @@ static char *mime_raw_param(GMimeObject *object, const char *header, const char 
 }
 
 /* The part's file name in UTF-8 (g_malloc'd) or NULL. GMime decodes RFC 2231 and RFC 2047, but its
- * RFC 2047 decoder loses text after padded B words (see lua_rfc2047.c): names written with encoded
+ * RFC 2047 decoder loses text after padded B words (see lua_codec.c): names written with encoded
  * words are decoded again from the raw parameter with our decoder. */
 static char *mime_filename(GMimeObject *object)
 {
@@ -430,7 +432,7 @@ static char *mime_filename(GMimeObject *object)
         raw = mime_raw_param(object, "Content-Type", "name");
     if (raw && strstr(raw, "=?")) {
         size_t len;
-        char *decoded = fuglu_rfc2047_decode(raw, strlen(raw), &len);
+        char *decoded = fg_lua_codec_rfc2047_decode(raw, strlen(raw), &len);
         g_free(raw);
         return decoded;
     }
@@ -443,7 +445,7 @@ static char *mime_filename(GMimeObject *object)
     if (!name)
         return NULL;
     size_t len;
-    return fuglu_utf8_convert(NULL, name, strlen(name), &len);
+    return fg_lua_mime_utf8_convert(NULL, name, strlen(name), &len);
 }
 
 static void mime_set_bool(lua_State *L, const char *key, bool value)
@@ -452,7 +454,7 @@ static void mime_set_bool(lua_State *L, const char *key, bool value)
     lua_setfield(L, -2, key);
 }
 
-static void mime_push_part(lua_State *L, fuglu_mime *mime, size_t i, fuglu_guard *guard)
+static void mime_push_part(lua_State *L, fg_lua_mime *mime, size_t i, fg_lua_guard *guard)
 {
     mime_part *part = &mime->parts[i];
     GMimeObject *object = part->object;
@@ -463,7 +465,7 @@ static void mime_push_part(lua_State *L, fuglu_mime *mime, size_t i, fuglu_guard
     lua_setfield(L, -2, "depth");
     if (i == 0) {
         size_t header_len = fg_msg_header_len(mime->data, mime->len);
-        fuglu_header_push_fields(L, mime->data, header_len);
+        fg_lua_message_push_headers(L, mime->data, header_len);
     } else {
         mime_push_gmime_headers(L, object, part->message);
     }
@@ -484,7 +486,7 @@ static void mime_push_part(lua_State *L, fuglu_mime *mime, size_t i, fuglu_guard
         guard->ptr = mime_type;
         guard->release = g_free;
         lua_pushstring(L, mime_type);
-        fuglu_guard_release(guard);
+        fg_lua_guard_release(guard);
     } else {
         lua_pushliteral(L, "text/plain");
     }
@@ -503,7 +505,7 @@ static void mime_push_part(lua_State *L, fuglu_mime *mime, size_t i, fuglu_guard
         guard->ptr = filename;
         guard->release = g_free;
         lua_pushstring(L, filename);
-        fuglu_guard_release(guard);
+        fg_lua_guard_release(guard);
         lua_setfield(L, -2, "filename");
     }
     const char *disposition = g_mime_object_get_disposition(object);
@@ -519,9 +521,9 @@ static void mime_push_part(lua_State *L, fuglu_mime *mime, size_t i, fuglu_guard
     mime_set_bool(L, "is_message", is_message);
 }
 
-void fuglu_mime_push_parts(lua_State *L, fuglu_mime *mime)
+void fg_lua_mime_push_parts(lua_State *L, fg_lua_mime *mime)
 {
-    fuglu_guard *guard = fuglu_guard_push(L);
+    fg_lua_guard *guard = fg_lua_guard_push(L);
     lua_createtable(L, (int)mime->nparts, 1);
     for (size_t i = 0; i < mime->nparts; i++) {
         mime_push_part(L, mime, i, guard);
@@ -538,7 +540,7 @@ static void mime_byte_array_free(void *array)
 }
 
 /* The body of a message without a usable MIME structure: everything after the empty line. */
-static void mime_raw_body(fuglu_mime *mime, const char **body, size_t *len)
+static void mime_raw_body(fg_lua_mime *mime, const char **body, size_t *len)
 {
     size_t off = mime->headerless ? 0 : fg_msg_header_len(mime->data, mime->len);
     if (off < mime->len && mime->data[off] == '\r')
@@ -549,7 +551,7 @@ static void mime_raw_body(fuglu_mime *mime, const char **body, size_t *len)
     *len = mime->len - off;
 }
 
-void fuglu_mime_push_payload(lua_State *L, fuglu_mime *mime, lua_Integer index, bool as_text)
+void fg_lua_mime_push_payload(lua_State *L, fg_lua_mime *mime, lua_Integer index, bool as_text)
 {
     if (index < 1 || (size_t)index > mime->nparts) {
         lua_pushnil(L);
@@ -570,7 +572,7 @@ void fuglu_mime_push_payload(lua_State *L, fuglu_mime *mime, lua_Integer index, 
         }
         charset = g_mime_object_get_content_type_parameter(object, "charset");
     }
-    fuglu_guard *guard = fuglu_guard_push(L);
+    fg_lua_guard *guard = fg_lua_guard_push(L);
     const char *bytes;
     size_t len;
     if (object) {
@@ -591,14 +593,14 @@ void fuglu_mime_push_payload(lua_State *L, fuglu_mime *mime, lua_Integer index, 
     }
     if (as_text) {
         size_t text_len;
-        char *text = fuglu_utf8_convert(charset, bytes ? bytes : "", len, &text_len);
-        fuglu_guard_release(guard);
+        char *text = fg_lua_mime_utf8_convert(charset, bytes ? bytes : "", len, &text_len);
+        fg_lua_guard_release(guard);
         guard->ptr = text;
         guard->release = g_free;
         lua_pushlstring(L, text, text_len);
     } else {
         lua_pushlstring(L, bytes ? bytes : "", len);
     }
-    fuglu_guard_release(guard);
+    fg_lua_guard_release(guard);
     lua_remove(L, -2);
 }

@@ -1,5 +1,4 @@
-/* lua_regex: PCRE2 binding for the rule files (module `fuglu_regex`, see lua_regex.h) and the small
- * file-system helpers the rule-driven plugins use (stat, realpath, mkdir, chmod, chown, listdir).
+/* lua_regex: PCRE2 binding for the rule files (module `fuglu_regex`, see lua_regex.h).
  *
  * Every pattern is compiled with PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, so arbitrary bytes (raw
  * bodies in unknown charsets) can be searched: invalid UTF-8 sequences simply never match. The JIT
@@ -7,26 +6,19 @@
  * which is bounded by the depth and heap limits. The match limit bounds both, so a catastrophic
  * pattern such as (a+)+$ returns an error quickly instead of running away.
  *
- * The module also carries html_strip (lua_htmlstrip.c) and literal_set (lua_litset.c), the C
- * halves of lua/fuglu/htmlstrip.lua and of the rule files' literal prefilter.
+ * The module also carries the literal_set class (lua_litset.c), the C half of the rule files'
+ * literal prefilter.
  *
  * A regex object owns its code, match data and match context; it must only be used by the thread
  * that owns its Lua state (the engine gives every worker its own state).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
+#include "lua_core.h"
 #include "lua_regex.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <grp.h>
-#include <limits.h>
 #include <pcre2.h>
-#include <pwd.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -75,7 +67,7 @@ static uint32_t regex_opt_limit(lua_State *L, int idx, const char *key, uint32_t
 }
 
 /* compile(pattern [, flags [, limits]]) -> regex | nil, error, offset (1-based) */
-static int regex_compile(lua_State *L)
+static int l_regex_compile(lua_State *L)
 {
     size_t len;
     const char *pattern = luaL_checklstring(L, 1, &len);
@@ -178,7 +170,7 @@ static PCRE2_SIZE *regex_match_args(lua_State *L, fg_regex **re_out, const char 
 }
 
 /* re:search(subject [, init]) -> start, end | false | nil, error */
-static int regex_search(lua_State *L)
+static int l_regex_search(lua_State *L)
 {
     fg_regex *re;
     const char *subject;
@@ -212,7 +204,7 @@ static void regex_push_names(lua_State *L, fg_regex *re, PCRE2_SIZE *ov, const c
 }
 
 /* re:exec(subject [, init]) -> {[0]=match, [n]=group or false, name=group, start=, stop=} */
-static int regex_exec(lua_State *L)
+static int l_regex_exec(lua_State *L)
 {
     fg_regex *re;
     const char *subject;
@@ -236,7 +228,7 @@ static int regex_exec(lua_State *L)
     return 1;
 }
 
-static int regex_pattern(lua_State *L)
+static int l_regex_pattern(lua_State *L)
 {
     regex_check(L);
     lua_getfenv(L, 1);
@@ -244,13 +236,13 @@ static int regex_pattern(lua_State *L)
     return 1;
 }
 
-static int regex_is_jit(lua_State *L)
+static int l_regex_is_jit(lua_State *L)
 {
     lua_pushboolean(L, regex_check(L)->jit);
     return 1;
 }
 
-static int regex_gc(lua_State *L)
+static int l_regex_gc(lua_State *L)
 {
     fg_regex *re = luaL_checkudata(L, 1, REGEX_METATABLE);
     pcre2_match_context_free(re->context);
@@ -262,7 +254,7 @@ static int regex_gc(lua_State *L)
     return 0;
 }
 
-static int regex_tostring(lua_State *L)
+static int l_regex_tostring(lua_State *L)
 {
     fg_regex *re = luaL_checkudata(L, 1, REGEX_METATABLE);
     if (!re->code) {
@@ -275,173 +267,16 @@ static int regex_tostring(lua_State *L)
     return 1;
 }
 
-/* ---- file system ---- */
-
-static int fs_push_errno(lua_State *L, const char *what, const char *path)
-{
-    int e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
-    lua_pushinteger(L, e);
-    return 3;
-}
-
-static double fs_time(struct timespec ts)
-{
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* stat(path) -> {type=, size=, mtime=, ctime=, mode=} | nil, error, errno (follows links) */
-static int fs_stat(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return fs_push_errno(L, "cannot stat", path);
-    lua_createtable(L, 0, 5);
-    const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other";
-    lua_pushstring(L, type);
-    lua_setfield(L, -2, "type");
-    lua_pushnumber(L, (lua_Number)st.st_size);
-    lua_setfield(L, -2, "size");
-    lua_pushnumber(L, fs_time(st.st_mtim));
-    lua_setfield(L, -2, "mtime");
-    lua_pushnumber(L, fs_time(st.st_ctim));
-    lua_setfield(L, -2, "ctime");
-    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-    lua_setfield(L, -2, "mode");
-    lua_pushnumber(L, (lua_Number)st.st_ino);
-    lua_setfield(L, -2, "ino");
-    return 1;
-}
-
-static int fs_realpath(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    char buf[PATH_MAX];
-    if (!realpath(path, buf))
-        return fs_push_errno(L, "cannot resolve", path);
-    lua_pushstring(L, buf);
-    return 1;
-}
-
-/* mkdir(path, mode) -> true | nil, error, errno (EEXIST is reported, the caller decides) */
-static int fs_mkdir(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
-    if (mkdir(path, mode) != 0)
-        return fs_push_errno(L, "cannot create directory", path);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int fs_chmod(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    mode_t mode = (mode_t)luaL_checkinteger(L, 2);
-    if (chmod(path, mode) != 0)
-        return fs_push_errno(L, "cannot chmod", path);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* A user or group given as a name or a number; -1 for nil/"". Returns 0 on failure (name unknown). */
-static int fs_id(lua_State *L, int idx, int group, long *out)
-{
-    *out = -1;
-    if (lua_isnoneornil(L, idx))
-        return 1;
-    const char *s = luaL_checkstring(L, idx);
-    if (*s == '\0')
-        return 1;
-    char *end;
-    long n = strtol(s, &end, 10);
-    if (*end == '\0' && n >= 0) {
-        *out = n;
-        return 1;
-    }
-    if (group) {
-        struct group gr, *res = NULL;
-        char buf[4096];
-        if (getgrnam_r(s, &gr, buf, sizeof buf, &res) != 0 || !res)
-            return 0;
-        *out = (long)res->gr_gid;
-    } else {
-        struct passwd pw, *res = NULL;
-        char buf[4096];
-        if (getpwnam_r(s, &pw, buf, sizeof buf, &res) != 0 || !res)
-            return 0;
-        *out = (long)res->pw_uid;
-    }
-    return 1;
-}
-
-/* chown(path, user, group) -> true | nil, error (user/group: name, number, or nil to keep) */
-static int fs_chown(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    long uid, gid;
-    if (!fs_id(L, 2, 0, &uid)) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "unknown user '%s'", lua_tostring(L, 2));
-        return 2;
-    }
-    if (!fs_id(L, 3, 1, &gid)) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "unknown group '%s'", lua_tostring(L, 3));
-        return 2;
-    }
-    if (chown(path, (uid_t)uid, (gid_t)gid) != 0)
-        return fs_push_errno(L, "cannot chown", path);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* listdir(path) -> sorted array of entry names (without . and ..) | nil, error */
-static int fs_listdir(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    DIR *dir = opendir(path);
-    if (!dir)
-        return fs_push_errno(L, "cannot open directory", path);
-    lua_newtable(L);
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(dir)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        lua_pushstring(L, de->d_name);
-        lua_rawseti(L, -2, ++n);
-    }
-    closedir(dir);
-    /* sort with Lua's table.sort to keep C allocations out of code that may raise */
-    lua_getglobal(L, "table");
-    lua_getfield(L, -1, "sort");
-    lua_pushvalue(L, -3);
-    lua_call(L, 1, 0);
-    lua_pop(L, 1);
-    return 1;
-}
-
 static const luaL_Reg regex_methods[] = {
-    {"search", regex_search},
-    {"exec", regex_exec},
-    {"pattern", regex_pattern},
-    {"jit", regex_is_jit},
+    {"search", l_regex_search},
+    {"exec", l_regex_exec},
+    {"pattern", l_regex_pattern},
+    {"jit", l_regex_is_jit},
     {NULL, NULL},
 };
 
 static const luaL_Reg regex_functions[] = {
-    {"compile", regex_compile},
-    {"stat", fs_stat},
-    {"realpath", fs_realpath},
-    {"mkdir", fs_mkdir},
-    {"chmod", fs_chmod},
-    {"chown", fs_chown},
-    {"listdir", fs_listdir},
-    {"html_strip", fg_lua_regex_html_strip},
-    {"literal_set", fg_lua_regex_literal_set},
+    {"compile", l_regex_compile},
     {NULL, NULL},
 };
 
@@ -451,15 +286,15 @@ int luaopen_fuglu_regex(lua_State *L)
         lua_newtable(L);
         luaL_register(L, NULL, regex_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, regex_gc);
+        lua_pushcfunction(L, l_regex_gc);
         lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, regex_tostring);
+        lua_pushcfunction(L, l_regex_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
-    fg_lua_litset_register(L);
     lua_newtable(L);
     luaL_register(L, NULL, regex_functions);
+    fg_lua_litset_register(L);
     lua_pushinteger(L, FG_LUA_REGEX_MATCH_LIMIT);
     lua_setfield(L, -2, "match_limit");
     return 1;

@@ -1,7 +1,7 @@
 /* lua_worker: the C side of a worker's Lua state. See lua_worker.h and doc/lua-core-api.md.
  *
  * The per-message job table is built here from the C job; the message bytes are handed over as a
- * fuglu_core message object (a reference, not a copy).
+ * fuglu_message object (a reference, not a copy).
  *
  * A worker's state allocates through its own fg_lua_alloc (lua_alloc.h): the bytes it holds are
  * counted for workerlist and /metrics, and [performance] luamemlimit caps them while Lua code runs.
@@ -12,8 +12,7 @@
 #include "lua_worker.h"
 #include "lua_alloc.h"
 #include "lua_core.h"
-#include "lua_regex.h"
-#include "lua_stats.h"
+#include "lua_message.h"
 #include "log.h"
 #include "stats.h"
 #include "util.h"
@@ -52,15 +51,6 @@ struct fg_lua_worker {
 #define WORKER_GC_PAUSE 400
 #define WORKER_GC_BIG_MIN_KB (16 * 1024)
 
-static int traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (!msg)
-        msg = "(error object is not a string)";
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 /* A state allocating through a, or through LuaJIT's own allocator when a is NULL (lint, console). */
 static lua_State *new_state(const fg_lua_env *env, fg_lua_alloc *a)
 {
@@ -71,14 +61,8 @@ static lua_State *new_state(const fg_lua_env *env, fg_lua_alloc *a)
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", env->luadir, env->luadir);
     lua_setfield(L, -2, "path");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_fuglu_core);
-    lua_setfield(L, -2, "fuglu_core");
-    lua_pushcfunction(L, luaopen_fuglu_regex);
-    lua_setfield(L, -2, "fuglu_regex");
-    lua_pushcfunction(L, luaopen_fuglu_stats); /* monitoring: lua_stats.c */
-    lua_setfield(L, -2, "fuglu_stats");
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    fg_lua_preload(L);
     return L;
 }
 
@@ -125,28 +109,6 @@ static void push_options(lua_State *L, const fg_lua_env *env, const char *name)
     lua_setfield(L, -2, "worker_name");
 }
 
-/* Collects an array of error strings (or one string) at idx into one newline-separated string. */
-static char *collect_errors(lua_State *L, int idx)
-{
-    fg_buf b;
-    fg_buf_init(&b);
-    if (lua_type(L, idx) == LUA_TTABLE) {
-        size_t n = lua_objlen(L, idx);
-        for (size_t i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, (int)i);
-            const char *s = lua_tostring(L, -1);
-            fg_buf_printf(&b, "%s%s", b.len ? "\n" : "", s ? s : "(non-string error)");
-            lua_pop(L, 1);
-        }
-    } else {
-        const char *s = lua_tostring(L, idx);
-        fg_buf_puts(&b, s ? s : "unknown error loading plugins");
-    }
-    if (b.len == 0)
-        fg_buf_puts(&b, "unknown error loading plugins");
-    return fg_buf_steal(&b, NULL);
-}
-
 /* The text of a load error; the limit is named when it was what failed. */
 static char *load_error(const fg_lua_worker *w, const fg_lua_alloc *a, const char *what)
 {
@@ -162,7 +124,7 @@ static int worker_load(fg_lua_worker *w, fg_lua_alloc *a, char **err)
 {
     fg_lua_env env = {.luadir = w->luadir};
     lua_State *L = new_state(&env, a);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "fuglu.worker");
@@ -178,7 +140,7 @@ static int worker_load(fg_lua_worker *w, fg_lua_alloc *a, char **err)
     push_options(L, &env, w->name);
     int rc = limited_pcall(a, L, 2, 2, tb);
     if (rc != 0 || lua_isnil(L, -2)) {
-        char *what = rc != 0 ? xstrdup(lua_tostring(L, -1)) : collect_errors(L, -1);
+        char *what = rc != 0 ? xstrdup(lua_tostring(L, -1)) : fg_lua_collect_errors(L, -1, "unknown error loading plugins");
         *err = load_error(w, a, what);
         free(what);
         lua_close(L);
@@ -312,7 +274,7 @@ static void push_job(lua_State *L, fg_job *job)
         set_string(L, "ident", job->xforward.ident);
         lua_setfield(L, -2, "xforward");
     }
-    fuglu_core_push_message(L, job->msg);
+    fg_lua_message_push(L, job->msg);
     lua_setfield(L, -2, "message");
 }
 
@@ -352,7 +314,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     fg_fate_set_current(job->fate);
     unsigned long refused = w->alloc.refused;
     lua_settop(L, 0);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, fg_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
     lua_getfield(L, -1, "handle");
     lua_pushvalue(L, -2);
@@ -409,7 +371,7 @@ void fg_lua_worker_after(fg_lua_worker *w)
     if (w->job_ref == LUA_NOREF)
         return;
     lua_settop(L, 0);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, fg_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
     lua_getfield(L, -1, "after");
     lua_pushvalue(L, -2);
@@ -426,7 +388,7 @@ void fg_lua_worker_after(fg_lua_worker *w)
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
     lua_getfield(L, -1, "message");
-    fuglu_core_release_message(L, -1);
+    fg_lua_message_release(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = LUA_NOREF;
     lua_settop(L, 0);
@@ -489,7 +451,7 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f)
     lua_pushlightuserdata(L, f);
     lua_pushcclosure(L, capture_print, 1);
     lua_setglobal(L, "print");
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "fuglu.lint");

@@ -51,7 +51,7 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f);
  * directory. Caller frees. */
 char *fg_lua_find_luadir(void);
 
-/* A bare state with package.path set to env->luadir and fuglu_core preloaded. */
+/* A bare state with package.path set to env->luadir and every C module preloaded (lua_core.h). */
 struct lua_State *fg_lua_new_state(const fg_lua_env *env);
 /* Pushes {section = {option = value}} for cfg. */
 void fg_lua_push_config(struct lua_State *L, const fg_config *cfg);

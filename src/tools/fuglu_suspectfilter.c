@@ -1,5 +1,5 @@
 /* fuglu_suspectfilter: lists which rules of a rule file match a message (Fuglu's tool of the same
- * name). A small launcher: it makes a Lua state as a worker gets one (fuglu_core and fuglu_regex
+ * name). A small launcher: it makes a Lua state as a worker gets one (every C module
  * preloaded) and runs lua/fuglu/tools/suspectfilter.lua with the command line.
  *
  *   fuglu_suspectfilter RULEFILE MESSAGE.eml [-D]
@@ -13,23 +13,17 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lua_core.h"
 #include "lua_worker.h"
 #include "util.h"
-
-static int sf_traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
-    return 1;
-}
 
 int main(int argc, char **argv)
 {
     char *luadir = fg_lua_find_luadir();
     fg_lua_env env = {.luadir = luadir};
-    lua_State *L = fg_lua_new_state(&env); /* fuglu_core, fuglu_regex, fuglu_stats preloaded */
+    lua_State *L = fg_lua_new_state(&env); /* every C module preloaded */
 
-    lua_pushcfunction(L, sf_traceback);
+    lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "fuglu.tools.suspectfilter");

@@ -14,10 +14,9 @@
 local luadir = os.getenv("FUGLU_LUADIR") or "lua"
 package.path = luadir .. "/?.lua;" .. luadir .. "/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
-local stats_open = package.loadlib("build/fuglu_core.so", "luaopen_fuglu_stats")
-if stats_open then package.preload.fuglu_stats = stats_open end
-
-local core = require "fuglu_core"
+require "fuglu_core"   -- preloads every C module of build/fuglu_core.so
+local message_lib = require "fuglu_message"
+local sys = require "fuglu_sys"
 local worker = require "fuglu.worker"
 
 local path = arg[1]
@@ -65,7 +64,7 @@ local function job_for(i)
         id = string.format("%032x", i), protocol = "smtp", from = "bench@example.org",
         mail_params = "", helo = "bench.example.org", peer_addr = "127.0.0.1", local_port = 10025,
         rcpts = { "user@example.net" }, rcpt_params = { "" },
-        message = assert(core.message_from_string(source)),
+        message = assert(message_lib.from_string(source)),
     }
 end
 
@@ -77,7 +76,7 @@ for i = 1, math.min(200, count) do
 end
 collectgarbage("collect")
 
-local started, cpu_started = core.monotonic(), os.clock()
+local started, cpu_started = sys.monotonic(), os.clock()
 local codes = {}
 for i = 1, count do
     local job = job_for(i)
@@ -85,7 +84,7 @@ for i = 1, count do
     w:after(job)
     codes[result.code] = (codes[result.code] or 0) + 1
 end
-local seconds, cpu_seconds = core.monotonic() - started, os.clock() - cpu_started
+local seconds, cpu_seconds = sys.monotonic() - started, os.clock() - cpu_started
 local summary = {}
 for code, n in pairs(codes) do summary[#summary + 1] = code .. "x" .. n end
 print(string.format("%d messages, %.1f us CPU per message (Lua side; wall %.1f us), GC heap %d KB, replies %s",

@@ -7,7 +7,8 @@
 -- and value tried. Returns the exit code: 0, or 1 for bad arguments, a missing file or a message
 -- that cannot be read.
 
-local core = require "fuglu_core"
+local clog = require "fuglu_log"
+local message_lib = require "fuglu_message"
 local addrcheck = require "fuglu.addrcheck"
 local suspect_module = require "fuglu.suspect"
 local suspectfilter = require "fuglu.suspectfilter"
@@ -30,8 +31,8 @@ end
 
 -- Routes the core's logging to stderr in Python's basicConfig format.
 local function install_logging(level)
-    core.log_enabled = function(_, l) return l >= level end
-    core.log = function(name, l, text)
+    clog.enabled = function(_, l) return l >= level end
+    clog.write = function(name, l, text)
         if l < level then return end
         io.stdout:flush()
         io.stderr:write(string.format("%s:%s:%s\n", LEVEL_NAMES[l] or tostring(l), name, text))
@@ -40,11 +41,11 @@ local function install_logging(level)
 end
 
 local function root_info(text)
-    core.log("root", 20, text)
+    clog.write("root", 20, text)
 end
 
 local function readable(path)
-    local st = require("fuglu.regex").fs.stat(path)
+    local st = require("fuglu_fs").stat(path)
     return st ~= nil and st.type == "file"
 end
 
@@ -97,7 +98,7 @@ function tool.run(argv)
         return 1
     end
     if not data:find("\r?\n\r?\n") then data = data .. "\r\n\r\ndummy body" end
-    local msg, merr = core.message_from_string(data)
+    local msg, merr = message_lib.from_string(data)
     if msg == nil or #msg:headers() == 0 then
         io.stderr:write("Not a message (no header found): " .. msgfile .. (merr and (": " .. tostring(merr)) or "") .. "\n")
         return 1
@@ -112,7 +113,7 @@ function tool.run(argv)
         options.trace = function(rule, value, matched)
             local shown = tostring(value)
             if #shown > 200 then shown = shown:sub(1, 200) .. "..." end
-            core.log("fuglu.suspectfilter", 10, string.format("%s:%s %s %s: %s value '%s'",
+            clog.write("fuglu.suspectfilter", 10, string.format("%s:%s %s %s: %s value '%s'",
                 tostring(rule.file), tostring(rule.line), rule.field, rule.pattern,
                 matched and "MATCH" or "NO MATCH", shown))
         end
