@@ -4,9 +4,7 @@
 -- with trashlog=1 the line "YYYY-MM-DD HH:MM:SS <from> <to> <plugin> <file>" is appended to
 -- <trashdir>/00-fuglutrash.log.
 
-local ffi = require "ffi"
-
-pcall(ffi.cdef, "int mkdir(const char *path, unsigned int mode);")
+local fs = require "fuglu_fs"
 
 local trash = {}
 
@@ -28,7 +26,7 @@ end
 -- Writes the trash copy and the log line. Returns the file name.
 function trash.store(config, suspect, plugin)
     local dir = config:get("main", "trashdir"):gsub("/+$", "")
-    ffi.C.mkdir(dir, tonumber("700", 8))   -- an existing dir is fine; the open below reports errors
+    fs.mkdir(dir, tonumber("700", 8))   -- an existing dir is fine; the open below reports errors
     local path = free_name(dir, suspect.id)
     local f, err = io.open(path, "wb")
     if f == nil then error(err) end
