@@ -1,10 +1,12 @@
 /* console: the controller Lua state, the budgeted evaluation and the terminal console. See console.h.
+ * The functions mc calls into the engine are src/lua/lua_console.c.
  */
 #include "console.h"
 #include "log.h"
+#include "lua/lua_console.h"
+#include "lua/lua_core.h"
 #include "lua/lua_worker.h"
 #include "netconsole.h"
-#include "stats.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -96,6 +98,11 @@ void fg_console_set_generation_in_service(fg_console *c, fg_generation *g)
     c->gen = g;
 }
 
+fg_generation *fg_console_generation_in_service(fg_console *c)
+{
+    return c->gen;
+}
+
 static void console_push_generation(fg_console *c)
 {
     if (!c->L || c->mc_ref == LUA_NOREF)
@@ -112,106 +119,7 @@ void fg_console_set_generation(fg_console *c, int generation)
     console_push_generation(c);
 }
 
-/* ---- mc's host functions ---- */
-
-static void set_int(lua_State *L, const char *key, double v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, key);
-}
-
-static int host_stats(lua_State *L)
-{
-    fg_stats *s = fg_stats_global();
-    if (!s) {
-        lua_pushnil(L);
-        return 1;
-    }
-    fg_stats_snapshot snap;
-    fg_stats_snapshot_take(s, &snap);
-    lua_newtable(L);
-    set_int(L, "uptime", snap.uptime);
-    set_int(L, "in", (double)snap.in);
-    set_int(L, "out", (double)snap.out);
-    set_int(L, "total", (double)snap.total);
-    set_int(L, "ham", (double)snap.ham);
-    set_int(L, "spam", (double)snap.spam);
-    set_int(L, "virus", (double)snap.virus);
-    set_int(L, "blocked", (double)snap.blocked);
-    set_int(L, "deferred", (double)snap.deferred);
-    set_int(L, "workers", snap.workers);
-    set_int(L, "workers_busy", snap.workers_busy);
-    lua_pushstring(L, snap.avg_scantime);
-    lua_setfield(L, -2, "avg_scantime");
-    lua_newtable(L);
-    for (size_t i = 0; i < snap.nplugins; i++) {
-        lua_newtable(L);
-        set_int(L, "runs", (double)snap.plugins[i].runs);
-        set_int(L, "errors", (double)snap.plugins[i].errors);
-        set_int(L, "time", snap.plugins[i].time_sum);
-        lua_setfield(L, -2, snap.plugins[i].name);
-    }
-    lua_setfield(L, -2, "plugins");
-    fg_stats_snapshot_free(&snap);
-    return 1;
-}
-
-static int host_workers(lua_State *L)
-{
-    fg_console *c = lua_touserdata(L, lua_upvalueindex(1));
-    lua_newtable(L);
-    if (c->gen) {
-        set_int(L, "threads", fg_generation_workers(c->gen));
-        set_int(L, "pending", (double)fg_generation_pending(c->gen));
-        set_int(L, "queued", (double)fg_generation_queued(c->gen));
-        lua_pushstring(L, fg_generation_backend(c->gen));
-        lua_setfield(L, -2, "backend");
-    }
-    fg_stats *s = fg_stats_global();
-    if (s) {
-        fg_buf b;
-        fg_buf_init(&b);
-        fg_stats_render_workerlist(s, &b, false);
-        lua_newtable(L);
-        int n = 0;
-        for (char *line = strtok(b.data, "\n"); line; line = strtok(NULL, "\n")) {
-            if (strcmp(line, "*******") == 0)
-                continue;
-            lua_pushstring(L, line);
-            lua_rawseti(L, -2, ++n);
-        }
-        lua_setfield(L, -2, "states");
-        fg_buf_free(&b);
-    }
-    return 1;
-}
-
 /* ---- the controller state ---- */
-
-static int console_traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
-    return 1;
-}
-
-static char *collect_errors(lua_State *L, int idx)
-{
-    fg_buf b;
-    fg_buf_init(&b);
-    if (lua_istable(L, idx)) {
-        for (int i = 1; i <= (int)lua_objlen(L, idx); i++) {
-            lua_rawgeti(L, idx, i);
-            fg_buf_printf(&b, "%s%s", b.len ? "\n" : "", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
-            lua_pop(L, 1);
-        }
-    } else if (lua_isstring(L, idx)) {
-        fg_buf_puts(&b, lua_tostring(L, idx));
-    }
-    if (!b.len)
-        fg_buf_puts(&b, "the controller could not be created");
-    return fg_buf_steal(&b, NULL);
-}
 
 int fg_console_controller(fg_console *c, char **err)
 {
@@ -226,7 +134,7 @@ int fg_console_controller(fg_console *c, char **err)
         lua_call(L, 0, 0);
     }
     lua_pop(L, 1);
-    lua_pushcfunction(L, console_traceback);
+    lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "fuglu.console");
@@ -250,19 +158,14 @@ int fg_console_controller(fg_console *c, char **err)
     lua_setfield(L, -2, "luadir");
     lua_pushstring(L, "console");
     lua_setfield(L, -2, "worker_name");
-    lua_newtable(L);
-    lua_pushcfunction(L, host_stats);
-    lua_setfield(L, -2, "stats");
-    lua_pushlightuserdata(L, c);
-    lua_pushcclosure(L, host_workers, 1);
-    lua_setfield(L, -2, "workers");
+    fg_lua_console_push_host(L, c);
     if (lua_pcall(L, 3, 2, tb) != 0) {
         *err = xasprintf("%s", lua_tostring(L, -1));
         lua_close(L);
         return -1;
     }
     if (lua_isnil(L, -2)) {
-        *err = collect_errors(L, -1);
+        *err = fg_lua_collect_errors(L, -1, "the controller could not be created");
         lua_close(L);
         return -1;
     }
