@@ -19,13 +19,13 @@
 #include "lua_message.h"
 #include "util.h"
 
-static size_t header_line_end(const char *block, size_t len, size_t pos)
+static size_t message_line_end(const char *block, size_t len, size_t pos)
 {
     const char *nl = memchr(block + pos, '\n', len - pos);
     return nl ? (size_t)(nl - block) + 1 : len;
 }
 
-static bool header_is_blank(char c)
+static bool message_is_blank(char c)
 {
     return c == ' ' || c == '\t';
 }
@@ -34,15 +34,15 @@ bool fg_lua_message_header_next(const char *block, size_t len, size_t *pos, fg_l
 {
     while (*pos < len) {
         size_t start = *pos;
-        size_t end = header_line_end(block, len, start);
+        size_t end = message_line_end(block, len, start);
         *pos = end;
-        if (header_is_blank(block[start]))
+        if (message_is_blank(block[start]))
             continue;                       /* a continuation without a field */
         const char *colon = memchr(block + start, ':', end - start);
         if (!colon)
             continue;
         size_t name_len = (size_t)(colon - (block + start));
-        while (name_len > 0 && header_is_blank(block[start + name_len - 1]))
+        while (name_len > 0 && message_is_blank(block[start + name_len - 1]))
             name_len--;
         bool name_ok = name_len > 0;
         for (size_t i = 0; name_ok && i < name_len; i++) {
@@ -51,10 +51,10 @@ bool fg_lua_message_header_next(const char *block, size_t len, size_t *pos, fg_l
         }
         if (!name_ok)
             continue;
-        while (*pos < len && header_is_blank(block[*pos]))
-            *pos = header_line_end(block, len, *pos);
+        while (*pos < len && message_is_blank(block[*pos]))
+            *pos = message_line_end(block, len, *pos);
         size_t value_start = (size_t)(colon - block) + 1;
-        while (value_start < *pos && header_is_blank(block[value_start]))
+        while (value_start < *pos && message_is_blank(block[value_start]))
             value_start++;
         size_t value_end = *pos;
         while (value_end > value_start && (block[value_end - 1] == '\n' || block[value_end - 1] == '\r'))
