@@ -69,7 +69,7 @@ size_t fg_lua_alloc_used(const fg_lua_alloc *a)
     return atomic_load_explicit((_Atomic size_t *)&a->used, memory_order_relaxed);
 }
 
-static int alloc_panic(lua_State *L)
+static int l_alloc_panic(lua_State *L)
 {
     const char *msg = lua_tostring(L, -1);
     fg_panic("unprotected error in a Lua state: %s", msg ? msg : "(error object is not a string)");
@@ -80,6 +80,6 @@ lua_State *fg_lua_alloc_newstate(fg_lua_alloc *a)
 {
     lua_State *L = lua_newstate(fg_lua_alloc_fn, a);
     if (L)
-        lua_atpanic(L, alloc_panic);
+        lua_atpanic(L, l_alloc_panic);
     return L;
 }

@@ -52,7 +52,7 @@ struct fg_lua_worker {
 #define WORKER_GC_BIG_MIN_KB (16 * 1024)
 
 /* A state allocating through a, or through LuaJIT's own allocator when a is NULL (lint, console). */
-static lua_State *new_state(const fg_lua_env *env, fg_lua_alloc *a)
+static lua_State *worker_new_state(const fg_lua_env *env, fg_lua_alloc *a)
 {
     lua_State *L = a ? fg_lua_alloc_newstate(a) : luaL_newstate();
     if (!L)
@@ -68,11 +68,11 @@ static lua_State *new_state(const fg_lua_env *env, fg_lua_alloc *a)
 
 lua_State *fg_lua_new_state(const fg_lua_env *env)
 {
-    return new_state(env, NULL);
+    return worker_new_state(env, NULL);
 }
 
 /* lua_pcall with the memory limit of a enforced: only protected code may be refused memory. */
-static int limited_pcall(fg_lua_alloc *a, lua_State *L, int nargs, int nresults, int errfunc)
+static int worker_limited_pcall(fg_lua_alloc *a, lua_State *L, int nargs, int nresults, int errfunc)
 {
     a->enforce = true;
     int rc = lua_pcall(L, nargs, nresults, errfunc);
@@ -82,7 +82,7 @@ static int limited_pcall(fg_lua_alloc *a, lua_State *L, int nargs, int nresults,
 
 static int worker_pcall(fg_lua_worker *w, int nargs, int nresults, int errfunc)
 {
-    return limited_pcall(&w->alloc, w->L, nargs, nresults, errfunc);
+    return worker_limited_pcall(&w->alloc, w->L, nargs, nresults, errfunc);
 }
 
 void fg_lua_push_config(lua_State *L, const fg_config *cfg)
@@ -100,7 +100,7 @@ void fg_lua_push_config(lua_State *L, const fg_config *cfg)
     }
 }
 
-static void push_options(lua_State *L, const fg_lua_env *env, const char *name)
+static void worker_push_options(lua_State *L, const fg_lua_env *env, const char *name)
 {
     lua_newtable(L);
     lua_pushstring(L, env->luadir);
@@ -110,7 +110,7 @@ static void push_options(lua_State *L, const fg_lua_env *env, const char *name)
 }
 
 /* The text of a load error; the limit is named when it was what failed. */
-static char *load_error(const fg_lua_worker *w, const fg_lua_alloc *a, const char *what)
+static char *worker_load_error(const fg_lua_worker *w, const fg_lua_alloc *a, const char *what)
 {
     if (a->refused)
         return xasprintf("%s: the Lua state ran out of memory: [performance] luamemlimit (%zu bytes) is too small to "
@@ -123,25 +123,25 @@ static char *load_error(const fg_lua_worker *w, const fg_lua_alloc *a, const cha
 static int worker_load(fg_lua_worker *w, fg_lua_alloc *a, char **err)
 {
     fg_lua_env env = {.luadir = w->luadir};
-    lua_State *L = new_state(&env, a);
+    lua_State *L = worker_new_state(&env, a);
     lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "fuglu.worker");
-    if (limited_pcall(a, L, 1, 1, tb) != 0) {
+    if (worker_limited_pcall(a, L, 1, 1, tb) != 0) {
         char *what = xasprintf("cannot load the Lua framework from %s: %s", w->luadir, lua_tostring(L, -1));
-        *err = load_error(w, a, what);
+        *err = worker_load_error(w, a, what);
         free(what);
         lua_close(L);
         return -1;
     }
     lua_getfield(L, -1, "new");
     fg_lua_push_config(L, w->cfg);
-    push_options(L, &env, w->name);
-    int rc = limited_pcall(a, L, 2, 2, tb);
+    worker_push_options(L, &env, w->name);
+    int rc = worker_limited_pcall(a, L, 2, 2, tb);
     if (rc != 0 || lua_isnil(L, -2)) {
         char *what = rc != 0 ? xstrdup(lua_tostring(L, -1)) : fg_lua_collect_errors(L, -1, "unknown error loading plugins");
-        *err = load_error(w, a, what);
+        *err = worker_load_error(w, a, what);
         free(what);
         lua_close(L);
         return -1;
@@ -232,7 +232,7 @@ static void worker_recover(fg_lua_worker *w)
            w->alloc.limit, fg_lua_alloc_used(&w->alloc));
 }
 
-static void set_string(lua_State *L, const char *key, const char *value)
+static void worker_set_string(lua_State *L, const char *key, const char *value)
 {
     if (!value)
         return;
@@ -240,15 +240,15 @@ static void set_string(lua_State *L, const char *key, const char *value)
     lua_setfield(L, -2, key);
 }
 
-static void push_job(lua_State *L, fg_job *job)
+static void worker_push_job(lua_State *L, fg_job *job)
 {
     lua_createtable(L, 0, 14);
-    set_string(L, "id", job->id);
-    set_string(L, "protocol", job->protocol);
-    set_string(L, "from", job->mail_from ? job->mail_from : "");
-    set_string(L, "mail_params", job->mail_params ? job->mail_params : "");
-    set_string(L, "helo", job->helo);
-    set_string(L, "peer_addr", job->peer_addr);
+    worker_set_string(L, "id", job->id);
+    worker_set_string(L, "protocol", job->protocol);
+    worker_set_string(L, "from", job->mail_from ? job->mail_from : "");
+    worker_set_string(L, "mail_params", job->mail_params ? job->mail_params : "");
+    worker_set_string(L, "helo", job->helo);
+    worker_set_string(L, "peer_addr", job->peer_addr);
     lua_pushinteger(L, job->local_port);
     lua_setfield(L, -2, "local_port");
     lua_createtable(L, (int)job->nrcpt, 0);
@@ -265,13 +265,13 @@ static void push_job(lua_State *L, fg_job *job)
     lua_setfield(L, -2, "rcpt_params");
     if (job->has_xforward) {
         lua_createtable(L, 0, 7);
-        set_string(L, "name", job->xforward.name);
-        set_string(L, "addr", job->xforward.addr);
-        set_string(L, "port", job->xforward.port);
-        set_string(L, "helo", job->xforward.helo);
-        set_string(L, "proto", job->xforward.proto);
-        set_string(L, "source", job->xforward.source);
-        set_string(L, "ident", job->xforward.ident);
+        worker_set_string(L, "name", job->xforward.name);
+        worker_set_string(L, "addr", job->xforward.addr);
+        worker_set_string(L, "port", job->xforward.port);
+        worker_set_string(L, "helo", job->xforward.helo);
+        worker_set_string(L, "proto", job->xforward.proto);
+        worker_set_string(L, "source", job->xforward.source);
+        worker_set_string(L, "ident", job->xforward.ident);
         lua_setfield(L, -2, "xforward");
     }
     fg_lua_message_push(L, job->msg);
@@ -318,7 +318,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
     lua_getfield(L, -1, "handle");
     lua_pushvalue(L, -2);
-    push_job(L, job);
+    worker_push_job(L, job);
     lua_pushvalue(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -411,7 +411,7 @@ void fg_lua_worker_free(fg_lua_worker *w)
 
 /* print() replacement for fg_lua_lint: its arguments, tab-separated, become one finding in the list
  * of upvalue 1 (a light userdata), classified by Fuglu's "ERROR: "/"WARNING: " prefixes. */
-static int capture_print(lua_State *L)
+static int l_worker_capture_print(lua_State *L)
 {
     fg_findings *f = lua_touserdata(L, lua_upvalueindex(1));
     fg_buf b;
@@ -432,7 +432,7 @@ static int capture_print(lua_State *L)
 }
 
 /* lint.run's report(severity, text, line): one finding in the list of upvalue 1. */
-static int lint_report(lua_State *L)
+static int l_worker_lint_report(lua_State *L)
 {
     fg_findings *f = lua_touserdata(L, lua_upvalueindex(1));
     const char *severity = luaL_checkstring(L, 1);
@@ -449,7 +449,7 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f)
     size_t before = f->errors;
     lua_State *L = fg_lua_new_state(env);
     lua_pushlightuserdata(L, f);
-    lua_pushcclosure(L, capture_print, 1);
+    lua_pushcclosure(L, l_worker_capture_print, 1);
     lua_setglobal(L, "print");
     lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
@@ -464,9 +464,9 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f)
     } else {
         lua_getfield(L, -1, "run");
         fg_lua_push_config(L, cfg);
-        push_options(L, env, "lint");
+        worker_push_options(L, env, "lint");
         lua_pushlightuserdata(L, f);
-        lua_pushcclosure(L, lint_report, 1);
+        lua_pushcclosure(L, l_worker_lint_report, 1);
         if (lua_pcall(L, 3, 1, tb) != 0) {
             char *msg = xasprintf("lint failed: %s", lua_tostring(L, -1));
             fg_findings_add(f, FG_FINDING_ERROR, NULL, msg);
