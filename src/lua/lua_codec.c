@@ -133,7 +133,7 @@ static void codec_flush(GString *out, codec_run *run)
     }
 }
 
-static int codec_hex(char c)
+int fg_lua_codec_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -189,7 +189,7 @@ static size_t codec_word(const char *s, size_t len, char charset[64], GString *b
             if (s[j] == '_') {
                 g_string_append_c(bytes, ' ');
             } else if (s[j] == '=' && j + 2 < text + text_len &&
-                       (hi = codec_hex(s[j + 1])) >= 0 && (lo = codec_hex(s[j + 2])) >= 0) {
+                       (hi = fg_lua_codec_hex_digit(s[j + 1])) >= 0 && (lo = fg_lua_codec_hex_digit(s[j + 2])) >= 0) {
                 g_string_append_c(bytes, (char)(hi << 4 | lo));
                 j += 2;
             } else {

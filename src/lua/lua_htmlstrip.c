@@ -17,6 +17,7 @@
  * glibc's memmem is slow for these needles; htmlstrip_find walks memchr hits of the first byte.
  * Character classes are LuaJIT's: ASCII only, %s = 9-13 and 32.
  */
+#include "lua_codec.h"
 #include "lua_core.h"
 #include "util.h"
 
@@ -56,17 +57,6 @@ static int htmlstrip_is_alpha(unsigned char c)
 static int htmlstrip_is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int htmlstrip_hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static unsigned char htmlstrip_lower(unsigned char c)
@@ -336,7 +326,7 @@ static size_t htmlstrip_numeric(const char *in, size_t n, char *out, int hex)
         uint32_t cp = 0;
         size_t digits = 0;
         while (q && q < n) {
-            int d = hex ? htmlstrip_hex_value((unsigned char)in[q])
+            int d = hex ? fg_lua_codec_hex_digit((unsigned char)in[q])
                         : (htmlstrip_is_digit((unsigned char)in[q]) ? in[q] - '0' : -1);
             if (d < 0)
                 break;
