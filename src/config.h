@@ -53,7 +53,7 @@ const char *fg_config_option_value(const fg_config *cfg, size_t section_index, s
 /* The core options: Fuglu's Appendix A (versioncheck excluded) and this engine's own, each with its
  * default, a description (conf/fuglu.conf.dist has the same text), its type and bounds. This table
  * is the only source of the core defaults: C reads them with fg_core_*, Lua gets the table
- * (core.core_options, lua/fuglu/config.lua), and fg_config_apply_core_defaults fills them in. */
+ * (fuglu_config.core_options, lua/fuglu/config.lua), and fg_config_apply_core_defaults fills them in. */
 typedef enum { FG_OPT_STRING = 0, FG_OPT_INT, FG_OPT_BOOL, FG_OPT_DOUBLE } fg_opt_type;
 typedef struct fg_config_default {
     const char *section;

@@ -224,6 +224,9 @@ static void test_from_bytes_and_header_len(void **state)
     assert_int_equal(fg_msg_header_len(fg_msg_data(m), fg_msg_len(m)), strlen("Subject: a\r\nX: b\r\n"));
     assert_int_equal(fg_msg_header_len("a: b\n\nbody", 10), 5);
     assert_int_equal(fg_msg_header_len("a: b\r\n", 6), 6);
+    /* no header block at all: the data starts with the empty line */
+    assert_int_equal(fg_msg_header_len("\r\nbody", 6), 0);
+    assert_int_equal(fg_msg_header_len("\nbody", 5), 0);
     fg_msg_unref(m);
 }
 
