@@ -439,7 +439,5 @@ static const luaL_Reg codec_functions[] = {
 
 int luaopen_fuglu_codec(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, codec_functions);
-    return 1;
+    return fg_lua_new_module(L, codec_functions);
 }

@@ -43,10 +43,12 @@ static int l_config_core_options(lua_State *L)
     return 1;
 }
 
+static const luaL_Reg config_functions[] = {
+    {"core_options", l_config_core_options},
+    {NULL, NULL},
+};
+
 int luaopen_fuglu_config(lua_State *L)
 {
-    lua_newtable(L);
-    lua_pushcfunction(L, l_config_core_options);
-    lua_setfield(L, -2, "core_options");
-    return 1;
+    return fg_lua_new_module(L, config_functions);
 }

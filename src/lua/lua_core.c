@@ -47,6 +47,27 @@ int luaopen_fuglu_core(lua_State *L)
     return 1;
 }
 
+int fg_lua_new_module(lua_State *L, const luaL_Reg *functions)
+{
+    lua_newtable(L);
+    luaL_register(L, NULL, functions);
+    return 1;
+}
+
+int fg_lua_class_metatable(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                           lua_CFunction tostring)
+{
+    if (!luaL_newmetatable(L, name))
+        return 0;
+    fg_lua_new_module(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    return 1;
+}
+
 int fg_lua_traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);

@@ -14,6 +14,7 @@
 #ifndef FUGLU_LUA_CORE_H
 #define FUGLU_LUA_CORE_H
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #define FUGLU_CORE_VERSION "0.1.0"
@@ -36,6 +37,13 @@ void fg_lua_preload(lua_State *L);
 /* The library's entry for a stock luajit (busted): preloads every module, returns the list of
  * their names. */
 int luaopen_fuglu_core(lua_State *L);
+
+/* Pushes a new module table with functions set in it; returns 1 (what an opener returns). */
+int fg_lua_new_module(lua_State *L, const luaL_Reg *functions);
+/* Pushes the metatable of a class called name, created on first use in this state with methods as
+ * __index and the metamethods __gc and __tostring. Returns whether it was created just now. */
+int fg_lua_class_metatable(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                           lua_CFunction tostring);
 
 /* The message handler for lua_pcall: the error text with a traceback appended. */
 int fg_lua_traceback(lua_State *L);

@@ -181,7 +181,5 @@ static const luaL_Reg fs_functions[] = {
 
 int luaopen_fuglu_fs(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, fs_functions);
-    return 1;
+    return fg_lua_new_module(L, fs_functions);
 }

@@ -530,10 +530,12 @@ static int l_htmlstrip_strip(lua_State *L)
     return 1;
 }
 
+static const luaL_Reg htmlstrip_functions[] = {
+    {"strip", l_htmlstrip_strip},
+    {NULL, NULL},
+};
+
 int luaopen_fuglu_htmlstrip(lua_State *L)
 {
-    lua_newtable(L);
-    lua_pushcfunction(L, l_htmlstrip_strip);
-    lua_setfield(L, -2, "strip");
-    return 1;
+    return fg_lua_new_module(L, htmlstrip_functions);
 }

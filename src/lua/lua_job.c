@@ -197,7 +197,5 @@ static const luaL_Reg job_functions[] = {
 
 int luaopen_fuglu_job(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, job_functions);
-    return 1;
+    return fg_lua_new_module(L, job_functions);
 }

@@ -19,6 +19,7 @@
  *
  * A set belongs to the Lua state that made it (the scan keeps per-set scratch state).
  */
+#include "lua_core.h"
 #include "lua_regex.h"
 #include "util.h"
 
@@ -277,15 +278,7 @@ static const luaL_Reg litset_methods[] = {
 
 void fg_lua_litset_register(lua_State *L)
 {
-    if (luaL_newmetatable(L, LITSET_METATABLE)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, litset_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_litset_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_litset_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    fg_lua_class_metatable(L, LITSET_METATABLE, litset_methods, l_litset_gc, l_litset_tostring);
     lua_pop(L, 1);
     lua_pushcfunction(L, l_litset_new);
     lua_setfield(L, -2, "literal_set");

@@ -37,7 +37,5 @@ static const luaL_Reg log_functions[] = {
 
 int luaopen_fuglu_log(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, log_functions);
-    return 1;
+    return fg_lua_new_module(L, log_functions);
 }

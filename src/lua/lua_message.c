@@ -246,15 +246,8 @@ static const luaL_Reg message_methods[] = {
 /* Pushes the metatable, creating it on first use in this state. */
 static void message_metatable(lua_State *L)
 {
-    if (!luaL_newmetatable(L, FG_LUA_MESSAGE_METATABLE))
+    if (!fg_lua_class_metatable(L, FG_LUA_MESSAGE_METATABLE, message_methods, l_message_gc, l_message_tostring))
         return;
-    lua_newtable(L);
-    luaL_register(L, NULL, message_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_message_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_message_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "fuglu.message");
     lua_setfield(L, -2, "__metatable");
 }
@@ -318,7 +311,5 @@ int luaopen_fuglu_message(lua_State *L)
     fg_lua_mime_init();
     message_metatable(L);
     lua_pop(L, 1);
-    lua_newtable(L);
-    luaL_register(L, NULL, message_functions);
-    return 1;
+    return fg_lua_new_module(L, message_functions);
 }

@@ -72,7 +72,5 @@ static const luaL_Reg net_functions[] = {
 
 int luaopen_fuglu_net(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, net_functions);
-    return 1;
+    return fg_lua_new_module(L, net_functions);
 }

@@ -282,18 +282,9 @@ static const luaL_Reg regex_functions[] = {
 
 int luaopen_fuglu_regex(lua_State *L)
 {
-    if (luaL_newmetatable(L, REGEX_METATABLE)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, regex_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_regex_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_regex_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    fg_lua_class_metatable(L, REGEX_METATABLE, regex_methods, l_regex_gc, l_regex_tostring);
     lua_pop(L, 1);
-    lua_newtable(L);
-    luaL_register(L, NULL, regex_functions);
+    fg_lua_new_module(L, regex_functions);
     fg_lua_litset_register(L);
     lua_pushinteger(L, FG_LUA_REGEX_MATCH_LIMIT);
     lua_setfield(L, -2, "match_limit");

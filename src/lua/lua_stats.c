@@ -121,7 +121,5 @@ static const luaL_Reg stats_functions[] = {
 
 int luaopen_fuglu_stats(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, stats_functions);
-    return 1;
+    return fg_lua_new_module(L, stats_functions);
 }

@@ -49,8 +49,7 @@ static const luaL_Reg sys_functions[] = {
 
 int luaopen_fuglu_sys(lua_State *L)
 {
-    lua_newtable(L);
-    luaL_register(L, NULL, sys_functions);
+    fg_lua_new_module(L, sys_functions);
     lua_pushliteral(L, FUGLU_CORE_VERSION);
     lua_setfield(L, -2, "version");
     return 1;
