@@ -34,7 +34,7 @@ bool fg_fate_cancel(fg_fate *f);
 /* OPEN -> COMMITTED. True when the caller may send the final dot; false when cancelled. */
 bool fg_fate_commit(fg_fate *f);
 bool fg_fate_is_cancelled(fg_fate *f);
-/* The fate of the job the calling thread is running (NULL outside a job): core.reinject commits
+/* The fate of the job the calling thread is running (NULL outside a job): fuglu_job.reinject commits
  * through it. Set by fg_lua_worker_handle around the chain. */
 void fg_fate_set_current(fg_fate *f);
 fg_fate *fg_fate_current(void);
