@@ -74,12 +74,6 @@ function worker.new(raw_config, options)
     return self, {}
 end
 
--- The XFORWARD attributes for re-inject: the client's, or made up from the connection.
-local function xforward_of(job)
-    if job.xforward then return job.xforward end
-    return { addr = job.peer_addr, helo = job.helo, name = nil }
-end
-
 -- Sends the message downstream. Returns ok, code, text, temporary.
 function Worker:send(job, suspect)
     local config = self.config
@@ -94,9 +88,6 @@ function Worker:send(job, suspect)
         timeout = config:getfloat("main", "reinject_timeout"),
         from = suspect.from_address,
         rcpts = suspect.recipients,
-        mail_params = job.mail_params,
-        rcpt_params = job.rcpt_params,
-        xforward = xforward_of(job),
     }
     if suspect.tags.reinjectoriginal then
         t.prefix = ""
@@ -105,7 +96,8 @@ function Worker:send(job, suspect)
         t.prefix = suspect:added_header_lines()
         if suspect:is_modified() then t.source = suspect.source else t.message = suspect.message end
     end
-    return self.reinject(t)
+    -- the envelope's parameters and XFORWARD come from the job itself (fuglu_job.reinject)
+    return self.reinject(t, job)
 end
 
 -- DUNNO/ACCEPT: re-inject and answer with the downstream's verdict.

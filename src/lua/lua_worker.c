@@ -12,6 +12,7 @@
 #include "lua_worker.h"
 #include "lua_alloc.h"
 #include "lua_core.h"
+#include "lua_job.h"
 #include "lua_message.h"
 #include "log.h"
 #include "stats.h"
@@ -31,7 +32,7 @@
 struct fg_lua_worker {
     lua_State *L;
     int worker_ref;   /* the object returned by worker.new */
-    int job_ref;      /* the last job table, for after() */
+    int job_ref;      /* the last job object, for after() */
     int gc_big_kb;    /* a heap above this after a message is collected at once */
     fg_lua_alloc alloc;          /* outlives every state of this worker (see recover) */
     bool recover;                /* the last message ran out of memory: recover in after() */
@@ -232,52 +233,6 @@ static void worker_recover(fg_lua_worker *w)
            w->alloc.limit, fg_lua_alloc_used(&w->alloc));
 }
 
-static void worker_set_string(lua_State *L, const char *key, const char *value)
-{
-    if (!value)
-        return;
-    lua_pushstring(L, value);
-    lua_setfield(L, -2, key);
-}
-
-static void worker_push_job(lua_State *L, fg_job *job)
-{
-    lua_createtable(L, 0, 14);
-    worker_set_string(L, "id", job->id);
-    worker_set_string(L, "protocol", job->protocol);
-    worker_set_string(L, "from", job->mail_from ? job->mail_from : "");
-    worker_set_string(L, "mail_params", job->mail_params ? job->mail_params : "");
-    worker_set_string(L, "helo", job->helo);
-    worker_set_string(L, "peer_addr", job->peer_addr);
-    lua_pushinteger(L, job->local_port);
-    lua_setfield(L, -2, "local_port");
-    lua_createtable(L, (int)job->nrcpt, 0);
-    for (size_t i = 0; i < job->nrcpt; i++) {
-        lua_pushstring(L, job->rcpts[i]);
-        lua_rawseti(L, -2, (int)i + 1);
-    }
-    lua_setfield(L, -2, "rcpts");
-    lua_createtable(L, (int)job->nrcpt, 0);
-    for (size_t i = 0; i < job->nrcpt; i++) {
-        lua_pushstring(L, job->rcpt_params[i] ? job->rcpt_params[i] : "");
-        lua_rawseti(L, -2, (int)i + 1);
-    }
-    lua_setfield(L, -2, "rcpt_params");
-    if (job->has_xforward) {
-        lua_createtable(L, 0, 7);
-        worker_set_string(L, "name", job->xforward.name);
-        worker_set_string(L, "addr", job->xforward.addr);
-        worker_set_string(L, "port", job->xforward.port);
-        worker_set_string(L, "helo", job->xforward.helo);
-        worker_set_string(L, "proto", job->xforward.proto);
-        worker_set_string(L, "source", job->xforward.source);
-        worker_set_string(L, "ident", job->xforward.ident);
-        lua_setfield(L, -2, "xforward");
-    }
-    fg_lua_message_push(L, job->msg);
-    lua_setfield(L, -2, "message");
-}
-
 /* The scan of job was refused memory. Unless the message went downstream already (its fate was
  * committed before the limit was hit: then the reply stays the downstream's), it is answered 451
  * and, its fate being cancelled by the allocator, not delivered. True when the reply was set. */
@@ -318,11 +273,15 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->worker_ref);
     lua_getfield(L, -1, "handle");
     lua_pushvalue(L, -2);
-    worker_push_job(L, job);
+    fg_lua_job_push(L, job);
     lua_pushvalue(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     int rc = worker_pcall(w, 2, 1, 1);
+    /* The job goes back to its session with the reply: Lua keeps the object only as a key. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
+    fg_lua_job_detach(L, -1);
+    lua_pop(L, 1);
     if (w->alloc.refused != refused && worker_out_of_memory(w, job)) {
         fg_fate_set_current(NULL);
         return;
@@ -387,8 +346,7 @@ void fg_lua_worker_after(fg_lua_worker *w)
     /* The message is done with: unmap it now, not when a collection cycle happens to finish. */
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->job_ref);
-    lua_getfield(L, -1, "message");
-    fg_lua_message_release(L, -1);
+    fg_lua_job_release_message(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, w->job_ref);
     w->job_ref = LUA_NOREF;
     lua_settop(L, 0);
