@@ -15,14 +15,14 @@ BUILD    ?= build
 CC       ?= cc
 OPT      ?= -O2
 SANITIZE ?=
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -Wall -Wextra -Werror -Isrc -Isrc/lua \
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -Wall -Wextra -Werror -Isrc \
                -DFUGLU_DATADIR='"$(DATADIR)"' -DFUGLU_SYSCONFDIR='"$(SYSCONFDIR)"' $(SANITIZE)
 CFLAGS   += $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDFLAGS  += $(SANITIZE) -pthread -Wl,-E
 LIBS     := $(PKG_LIBS) -lm -ldl
 
-# Every C file of src/ and src/lua/ except the programs' mains goes into the core objects.
-CORE_SRC := $(filter-out src/main.c src/tools/%,$(wildcard src/*.c src/lua/*.c))
+# Every C file of src/*/ except the programs' mains goes into the core objects.
+CORE_SRC := $(filter-out src/daemon/main.c src/tools/%,$(wildcard src/*/*.c))
 CORE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 TOOL_SRC := $(wildcard src/tools/*.c)
 TOOLS    := $(patsubst src/tools/%.c,$(BUILD)/%,$(TOOL_SRC))
@@ -38,7 +38,7 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/fuglu: $(BUILD)/obj/main.o $(CORE_OBJ)
+$(BUILD)/fuglu: $(BUILD)/obj/daemon/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # The Lua-visible C modules as a loadable module, for busted specs run by the stock luajit.

@@ -47,7 +47,7 @@ function Config:has_option(section, option)
     return options ~= nil and options[option:lower()] ~= nil
 end
 
--- The core options' table (src/config.c, the one source of their defaults), loaded once.
+-- The core options' table (src/lib/config.c, the one source of their defaults), loaded once.
 local core_options
 local function core_default(section, option)
     if core_options == nil then

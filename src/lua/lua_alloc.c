@@ -1,7 +1,7 @@
 /* lua_alloc: counting, limiting allocator for worker Lua states. See lua_alloc.h. */
-#include "lua_alloc.h"
-#include "job.h"
-#include "util.h"
+#include "lua/lua_alloc.h"
+#include "pool/job.h"
+#include "lib/util.h"
 
 #include <lua.h>
 #include <malloc.h>

@@ -28,9 +28,9 @@
 #include <glib.h>
 #include <lauxlib.h>
 
-#include "lua_codec.h"
-#include "lua_core.h"
-#include "lua_message.h"
+#include "lua/lua_codec.h"
+#include "lua/lua_core.h"
+#include "lua/lua_message.h"
 
 #define CODEC_LINE_MAX 78
 #define CODEC_WORD_MAX 75

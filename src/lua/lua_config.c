@@ -4,8 +4,8 @@
  *   local cconf = require "fuglu_config"
  *   cconf.core_options()   -> {section = {option = {default=, type=, min=, max=, description=}}}
  */
-#include "config.h"
-#include "lua_core.h"
+#include "lib/config.h"
+#include "lua/lua_core.h"
 
 #include <lauxlib.h>
 

@@ -5,8 +5,8 @@
  *   host.stats()    -> {uptime=, in=, out=, total=, ham=, spam=, ..., plugins={name={runs=, errors=, time=}}}
  *   host.workers()  -> {threads=, pending=, queued=, backend=, states={...}}
  */
-#include "lua_console.h"
-#include "stats.h"
+#include "lua/lua_console.h"
+#include "monitor/stats.h"
 
 #include <lauxlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 
 #include <lua.h>
 
-#include "console.h"
+#include "console/console.h"
 
 /* Pushes {stats = function, workers = function} for controller.new; workers reads c's generation in service. */
 void fg_lua_console_push_host(lua_State *L, fg_console *c);

@@ -2,8 +2,8 @@
  * by the Lua layer's C files (see lua_core.h). It holds no Lua-visible function of its own except
  * the library entry luaopen_fuglu_core, which only busted and the bench scripts use.
  */
-#include "lua_core.h"
-#include "util.h"
+#include "lua/lua_core.h"
+#include "lib/util.h"
 
 #include <lauxlib.h>
 

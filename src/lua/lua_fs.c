@@ -8,7 +8,7 @@
  *   fs.listdir(path)           -> sorted array of entry names (without . and ..)
  * Failures return nil, "what path: strerror", errno (chown with an unknown name: nil, error).
  */
-#include "lua_core.h"
+#include "lua/lua_core.h"
 
 #include <dirent.h>
 #include <errno.h>

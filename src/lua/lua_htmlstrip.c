@@ -17,9 +17,9 @@
  * glibc's memmem is slow for these needles; htmlstrip_find walks memchr hits of the first byte.
  * Character classes are LuaJIT's: ASCII only, %s = 9-13 and 32.
  */
-#include "lua_codec.h"
-#include "lua_core.h"
-#include "util.h"
+#include "lua/lua_codec.h"
+#include "lua/lua_core.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -21,12 +21,12 @@
 
 #include <lauxlib.h>
 
-#include "job.h"
-#include "lua_core.h"
-#include "lua_job.h"
-#include "lua_message.h"
-#include "reinject.h"
-#include "util.h"
+#include "pool/job.h"
+#include "lua/lua_core.h"
+#include "lua/lua_job.h"
+#include "lua/lua_message.h"
+#include "smtp/reinject.h"
+#include "lib/util.h"
 
 static pthread_once_t job_reinject_once = PTHREAD_ONCE_INIT;
 static pthread_key_t job_reinject_key;

@@ -3,7 +3,7 @@
 #define FUGLU_LUA_JOB_H
 
 #include <lua.h>
-#include "job.h"
+#include "pool/job.h"
 
 /* Pushes the job object for job, valid until fg_lua_job_detach. */
 void fg_lua_job_push(lua_State *L, fg_job *job);

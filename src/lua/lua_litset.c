@@ -19,9 +19,9 @@
  *
  * A set belongs to the Lua state that made it (the scan keeps per-set scratch state).
  */
-#include "lua_core.h"
-#include "lua_regex.h"
-#include "util.h"
+#include "lua/lua_core.h"
+#include "lua/lua_regex.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>

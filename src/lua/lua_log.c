@@ -7,8 +7,8 @@
  *
  * Both stay plain C functions rather than FFI calls (doc/performance.md has the measurement).
  */
-#include "lua_core.h"
-#include "log.h"
+#include "lua/lua_core.h"
+#include "log/log.h"
 
 #include <lauxlib.h>
 

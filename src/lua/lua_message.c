@@ -15,9 +15,9 @@
 
 #include <lauxlib.h>
 
-#include "lua_core.h"
-#include "lua_message.h"
-#include "util.h"
+#include "lua/lua_core.h"
+#include "lua/lua_message.h"
+#include "lib/util.h"
 
 static size_t message_line_end(const char *block, size_t len, size_t pos)
 {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <lua.h>
 
-#include "msg.h"
+#include "pool/msg.h"
 
 #define FG_LUA_MESSAGE_METATABLE "fuglu.message"
 

@@ -25,10 +25,10 @@
 #include <gmime/gmime.h>
 #include <lauxlib.h>
 
-#include "lua_codec.h"
-#include "lua_core.h"
-#include "lua_message.h"
-#include "util.h"
+#include "lua/lua_codec.h"
+#include "lua/lua_core.h"
+#include "lua/lua_message.h"
+#include "lib/util.h"
 
 #define MIME_MAX_PARTS 1000
 #define MIME_MAX_DEPTH 50

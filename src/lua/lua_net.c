@@ -6,7 +6,7 @@
  * udp_send takes a numeric address or "localhost" only: no name is ever looked up in the DNS (a
  * resolver that blocks a worker is for a later, asynchronous net API).
  */
-#include "lua_core.h"
+#include "lua/lua_core.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

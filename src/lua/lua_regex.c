@@ -14,8 +14,8 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
-#include "lua_core.h"
-#include "lua_regex.h"
+#include "lua/lua_core.h"
+#include "lua/lua_regex.h"
 
 #include <pcre2.h>
 #include <string.h>

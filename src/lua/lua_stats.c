@@ -14,8 +14,8 @@
  * Every function is a no-op without a global fg_stats (fg_stats_set_global) or outside a worker
  * thread, so plugins can call them anywhere.
  */
-#include "lua_core.h"
-#include "stats.h"
+#include "lua/lua_core.h"
+#include "monitor/stats.h"
 
 #include <stdbool.h>
 #include <lauxlib.h>

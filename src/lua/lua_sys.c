@@ -8,8 +8,8 @@
  * difference per message is far below what a benchmark can see, and FFI calls are slower where the
  * JIT is off (the console's controller state).
  */
-#include "lua_core.h"
-#include "util.h"
+#include "lua/lua_core.h"
+#include "lib/util.h"
 
 #include <lauxlib.h>
 

@@ -9,14 +9,14 @@
  * collected, and recreated when the collection does not bring it below half the limit (a plugin
  * that keeps what it allocated in a module table would otherwise fail every following message).
  */
-#include "lua_worker.h"
-#include "lua_alloc.h"
-#include "lua_core.h"
-#include "lua_job.h"
-#include "lua_message.h"
-#include "log.h"
-#include "stats.h"
-#include "util.h"
+#include "lua/lua_worker.h"
+#include "lua/lua_alloc.h"
+#include "lua/lua_core.h"
+#include "lua/lua_job.h"
+#include "lua/lua_message.h"
+#include "log/log.h"
+#include "monitor/stats.h"
+#include "lib/util.h"
 
 #include <lauxlib.h>
 #include <lua.h>

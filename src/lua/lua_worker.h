@@ -6,10 +6,10 @@
 #ifndef FUGLU_LUA_WORKER_H
 #define FUGLU_LUA_WORKER_H
 
-#include "config.h"
-#include "job.h"
-#include "lint.h"
-#include "pool.h"
+#include "lib/config.h"
+#include "pool/job.h"
+#include "daemon/lint.h"
+#include "pool/pool.h"
 
 typedef struct fg_lua_worker fg_lua_worker;
 

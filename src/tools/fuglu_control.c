@@ -8,9 +8,9 @@
  * commands and exits 1; when it cannot connect it says "Cannot connect to fuglu control daemon
  * (...) - is fuglu running?" and exits 1.
  */
-#include "control.h"
-#include "io.h"
-#include "netconsole.h" /* debugging: netconsole --connect */
+#include "monitor/control.h"
+#include "lib/io.h"
+#include "console/netconsole.h" /* debugging: netconsole --connect */
 
 #include <arpa/inet.h>
 #include <ctype.h>

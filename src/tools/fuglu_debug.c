@@ -12,9 +12,9 @@
  * errors; 2 connection or SMTP dialogue failures; 3 the message was refused after DATA (4xx/5xx:
  * the scan verdict; the trace is still printed).
  */
-#include "config.h"
-#include "io.h"
-#include "util.h"
+#include "lib/config.h"
+#include "lib/io.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -13,9 +13,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "lua_core.h"
-#include "lua_worker.h"
-#include "util.h"
+#include "lua/lua_core.h"
+#include "lua/lua_worker.h"
+#include "lib/util.h"
 
 int main(int argc, char **argv)
 {

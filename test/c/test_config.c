@@ -1,4 +1,4 @@
-/* test_config: unit tests of the fuglu.conf reader (src/config.c): RawConfigParser syntax, errors
+/* test_config: unit tests of the fuglu.conf reader (src/lib/config.c): RawConfigParser syntax, errors
  * with FILE:LINE, conf.d order, typed getters, core defaults and the unknown-option lint.
  */
 #include <stdarg.h>
@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "lint.h"
-#include "util.h"
+#include "lib/config.h"
+#include "daemon/lint.h"
+#include "lib/util.h"
 
 /* Parses text that must be valid and returns the config. */
 static fg_config *parse_ok(const char *text)

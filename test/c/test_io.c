@@ -1,4 +1,4 @@
-/* test_io: unit tests of the shared I/O helpers (src/io.c): fg_write_all through a pipe, and
+/* test_io: unit tests of the shared I/O helpers (src/lib/io.c): fg_write_all through a pipe, and
  * fg_read_file's content, size cap and error messages.
  */
 #include <stdarg.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io.h"
-#include "util.h"
+#include "lib/io.h"
+#include "lib/util.h"
 
 static char *write_temp(const char *content, size_t len)
 {

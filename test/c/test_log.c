@@ -1,5 +1,5 @@
-/* test_log: unit tests of logging.conf parsing (src/log_conf.c, src/log_args.c), the formatter
- * (src/log_format.c) and the logger hierarchy with level inheritance and propagation (src/log.c).
+/* test_log: unit tests of logging.conf parsing (src/log/log_conf.c, src/log/log_args.c), the formatter
+ * (src/log/log_format.c) and the logger hierarchy with level inheritance and propagation (src/log/log.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "log_args.h"
-#include "log_conf.h"
-#include "util.h"
+#include "log/log.h"
+#include "log/log_args.h"
+#include "log/log_conf.h"
+#include "lib/util.h"
 
 static char tmpdir[64];
 

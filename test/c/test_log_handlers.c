@@ -1,5 +1,5 @@
-/* test_log_handlers: unit tests of the logging.conf handlers (src/log_handler.c) and the record
- * queue (src/log.c): rotation by size and by time with Python's backup names, watched files, group
+/* test_log_handlers: unit tests of the logging.conf handlers (src/log/log_handler.c) and the record
+ * queue (src/log/log.c): rotation by size and by time with Python's backup names, watched files, group
  * file modes, syslog datagrams on a unix socket and UDP, and a flood that drops and counts records
  * while fg_log stays fast.
  */
@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "log_conf.h"
-#include "util.h"
+#include "log/log.h"
+#include "log/log_conf.h"
+#include "lib/util.h"
 
 static char tmpdir[64];
 

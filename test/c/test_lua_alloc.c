@@ -18,8 +18,8 @@
 #include <lualib.h>
 #include <string.h>
 
-#include "job.h"
-#include "lua_alloc.h"
+#include "pool/job.h"
+#include "lua/lua_alloc.h"
 
 /* A chunk that allocates a few hundred KB: strings, tables, closures. */
 static const char *const ALLOCATING =

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "job.h"
+#include "pool/job.h"
 #include "lua/lua_core.h"
 #include "lua/lua_job.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* Runs chunk with the job object as global `job`; returns its string result or the error. */
 static char *run(lua_State *L, const char *chunk)

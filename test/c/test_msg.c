@@ -1,4 +1,4 @@
-/* test_msg: unit tests of src/msg.c, the message spool: bytes stay in memory up to the spill
+/* test_msg: unit tests of src/pool/msg.c, the message spool: bytes stay in memory up to the spill
  * threshold and move to a file in tempdir past it, identical to what was appended, before and after
  * the spill; the spill file is gone once the last reference is dropped; an exported descriptor reads
  * back the same bytes (memfd or spill file) and the message reads back from it; a tempdir that
@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "msg.h"
-#include "util.h"
+#include "pool/msg.h"
+#include "lib/util.h"
 
 typedef struct tempdir {
     char path[64];

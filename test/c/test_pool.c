@@ -19,11 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "frame.h"
-#include "job.h"
-#include "pool.h"
-#include "threadpool.h"
-#include "util.h"
+#include "pool/frame.h"
+#include "pool/job.h"
+#include "pool/pool.h"
+#include "pool/threadpool.h"
+#include "lib/util.h"
 
 /* ---- the job queue ---- */
 

@@ -1,4 +1,4 @@
-/* test_portspec: unit tests of the [main] incomingport parser (src/portspec.c): every entry form,
+/* test_portspec: unit tests of the [main] incomingport parser (src/smtp/portspec.c): every entry form,
  * IPv6 in brackets, the error messages for bad entries, and formatting back to text.
  */
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "portspec.h"
+#include "smtp/portspec.h"
 
 static void test_proto_names(void **state)
 {

@@ -22,9 +22,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "reinject.h"
-#include "smtp_proto.h"
-#include "util.h"
+#include "smtp/reinject.h"
+#include "smtp/smtp_proto.h"
+#include "lib/util.h"
 
 #define SRV_MAX_SECONDS 10.0
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_proto.h"
-#include "util.h"
+#include "smtp/smtp_proto.h"
+#include "lib/util.h"
 
 static void test_command_table(void **state)
 {

@@ -29,10 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io.h"
-#include "job.h"
-#include "server.h"
-#include "util.h"
+#include "lib/io.h"
+#include "pool/job.h"
+#include "smtp/server.h"
+#include "lib/util.h"
 
 #ifndef SMTP_DIR
 #define SMTP_DIR "test/c/smtp"

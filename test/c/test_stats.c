@@ -1,6 +1,6 @@
-/* test_stats: unit tests of the monitoring modules: src/stats.c (exact counters under concurrency,
+/* test_stats: unit tests of the monitoring modules: src/monitor/stats.c (exact counters under concurrency,
  * Fuglu's counting rules, worker slots and their Lua memory, the exception ring, the renderings),
- * the control command dispatch of src/control.c, src/mrtg.c's file format and src/metrics.c's
+ * the control command dispatch of src/monitor/control.c, src/monitor/mrtg.c's file format and src/monitor/metrics.c's
  * Prometheus text.
  */
 #include <stdarg.h>
@@ -16,11 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "metrics.h"
-#include "mrtg.h"
-#include "stats.h"
-#include "util.h"
+#include "monitor/control.h"
+#include "monitor/metrics.h"
+#include "monitor/mrtg.h"
+#include "monitor/stats.h"
+#include "lib/util.h"
 
 #define THREADS 8
 #define PER_THREAD 20000

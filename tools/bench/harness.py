@@ -246,13 +246,13 @@ def smtp_source(port, files_and_counts, sessions_each=1, timeout=600):
 def build_loadgen(root, outdir):
     """Compiles tools/bench/loadgen.c into outdir/loadgen unless it is up to date."""
     src = os.path.join(root, "tools", "bench", "loadgen.c")
-    deps = [src, os.path.join(root, "src", "util.c"), os.path.join(root, "src", "util.h")]
+    deps = [src, os.path.join(root, "src", "lib", "util.c"), os.path.join(root, "src", "lib", "util.h")]
     binary = os.path.join(outdir, "loadgen")
     if os.path.exists(binary) and all(os.path.getmtime(binary) >= os.path.getmtime(d) for d in deps):
         return binary
     os.makedirs(outdir, exist_ok=True)
     argv = ["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-            "-I" + os.path.join(root, "src"), src, os.path.join(root, "src", "util.c"),
+            "-I" + os.path.join(root, "src"), src, os.path.join(root, "src", "lib", "util.c"),
             "-o", binary]
     r = subprocess.run(argv, capture_output=True, timeout=120)
     if r.returncode != 0:

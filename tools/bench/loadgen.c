@@ -12,9 +12,9 @@
  * Bounded: every socket has 30 s send/receive timeouts and the whole run stops after -T seconds
  * (default 120). Exit status 0 if at least one message was accepted, 1 otherwise, 2 on usage.
  *
- * Built by tools/bench/run with `cc -std=c11 -D_GNU_SOURCE -O2 -Isrc tools/bench/loadgen.c src/util.c`.
+ * Built by tools/bench/run with `cc -std=c11 -D_GNU_SOURCE -O2 -Isrc tools/bench/loadgen.c src/lib/util.c`.
  */
-#include "util.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
