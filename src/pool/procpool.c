@@ -380,6 +380,16 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* What fg_procpool_new allocates first: its copies of the options' strings and the frame buffer. */
+static void procpool_release(procpool *p)
+{
+    free(p->rbuf);
+    free((char *)p->o.luadir);
+    free((char *)p->o.exe_path);
+    free((char *)p->o.logging_conf);
+    free(p);
+}
+
 static const fg_pool_ops procpool_ops;
 
 fg_pool *fg_procpool_new(const fg_procpool_opts *opts, char **err)
@@ -405,11 +415,7 @@ fg_pool *fg_procpool_new(const fg_procpool_opts *opts, char **err)
         *err = xasprintf("cannot create the workers' shared memory: %s", strerror(errno));
         if (p->fates_fd >= 0)
             close(p->fates_fd);
-        free(p->rbuf);
-        free((char *)p->o.luadir);
-        free((char *)p->o.exe_path);
-        free((char *)p->o.logging_conf);
-        free(p);
+        procpool_release(p);
         return NULL;
     }
     build_config_frame(p);
@@ -535,11 +541,7 @@ static void pp_free(fg_pool *pool)
     fg_buf_free(&p->config_frame);
     munmap(p->fates, p->fates_size);
     close(p->fates_fd);
-    free(p->rbuf);
-    free((char *)p->o.luadir);
-    free((char *)p->o.exe_path);
-    free((char *)p->o.logging_conf);
-    free(p);
+    procpool_release(p);
 }
 
 static const fg_pool_ops procpool_ops = {
