@@ -123,7 +123,8 @@ static void *worker_main(void *arg)
 {
     worker_start *start = arg;
     threadpool *p = start->pool;
-    const fg_scanner *sc = &p->o.scanner;
+    /* A copy: once this thread has said it ended (threads--), the pool may be freed. */
+    const fg_scanner scanner = p->o.scanner, *sc = &scanner;
     void *state = start->state;
     char name[32];
     int number = start->number;
