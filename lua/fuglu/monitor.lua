@@ -7,15 +7,17 @@
 --   monitor.message_done(result, suspect)     the message counters (stats, MRTG, metrics)
 --   monitor.reinject_failed()                 the outgoing host did not take a message
 --
--- All of it goes to the C module fuglu_stats, which only the daemon provides; elsewhere (busted,
--- tools) every function does nothing.
+-- All of it goes to the C module fuglu_stats, which records for the worker thread (or process) that
+-- calls it and does nothing elsewhere (busted, tools, the main thread): whether a call counts is
+-- decided when it is made, not when this module is loaded, because a state may be loaded on one
+-- thread and run on another.
 
 local actions = require "fuglu.actions"
 
 local monitor = {}
 
 local present, stats = pcall(require, "fuglu_stats")
-if not present or not stats.enabled() then stats = nil end
+if not present then stats = nil end
 
 local function name_of(plugin) return tostring(plugin) end
 
@@ -43,7 +45,7 @@ end
 
 -- result: the reply table of Worker:handle; suspect: nil when none was built.
 function monitor.message_done(result, suspect)
-    if not stats then return end
+    if not stats or not stats.enabled() then return end
     local action = result.action
     local t = {
         action = action,

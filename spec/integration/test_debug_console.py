@@ -173,6 +173,13 @@ class ConsoleTests(unittest.TestCase):
             c.banner_and_ehlo()
             reply = c.send_message("a@example.org", ["b@example.net"], make_message(subject="alive"))
         self.assertRegex(reply, r"^250 FUGLU REQUEUE")
+        # ...and the console sees what the worker threads counted (the controller's stats, which
+        # reach the workers' Lua through their workerlist slot, not through a process global)
+        stats = self.proc.ask("s = mc:stats(); print(s['in'], s.total, s.plugins.TestActionPlugin.runs)")
+        counts = [int(x) for x in re.findall(r"\d+", stats.strip().splitlines()[0])]
+        self.assertGreaterEqual(counts[0], 1, stats)
+        self.assertGreaterEqual(counts[1], 1, stats)
+        self.assertGreaterEqual(counts[2], 1, stats)
         self.assertIn("3", self.proc.ask("1 + 2"))
 
     def test_9_ctrl_d_stops_fuglu(self):

@@ -41,6 +41,7 @@ struct fg_console {
     struct event_base *base;
     const fg_config *cfg;
     char *luadir;
+    fg_stats *stats;
     fg_generation *gen;
     lua_State *L;
     int module_ref;         /* fuglu.console */
@@ -85,6 +86,7 @@ fg_console *fg_console_new(const fg_console_opts *opts)
     c->base = opts->base;
     c->cfg = opts->cfg;
     c->luadir = xstrdup(opts->luadir);
+    c->stats = opts->stats;
     c->module_ref = LUA_NOREF;
     c->mc_ref = LUA_NOREF;
     c->generation = 1;
@@ -101,6 +103,11 @@ void fg_console_set_generation_in_service(fg_console *c, fg_generation *g)
 fg_generation *fg_console_generation_in_service(fg_console *c)
 {
     return c->gen;
+}
+
+fg_stats *fg_console_stats(fg_console *c)
+{
+    return c->stats;
 }
 
 static void console_push_generation(fg_console *c)

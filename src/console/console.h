@@ -26,6 +26,7 @@ typedef struct fg_console_opts {
     struct event_base *base;
     const fg_config *cfg;       /* must outlive the console */
     const char *luadir;
+    fg_stats *stats;            /* for mc:stats() and mc:workers() (NULL: none) */
 } fg_console_opts;
 
 /* Remembers the options; the controller state is made when first needed. */
@@ -33,6 +34,7 @@ fg_console *fg_console_new(const fg_console_opts *opts);
 /* The generation in service, for mc:workers() (set on start and on every swap). */
 void fg_console_set_generation_in_service(fg_console *c, fg_generation *g);
 fg_generation *fg_console_generation_in_service(fg_console *c);
+fg_stats *fg_console_stats(fg_console *c);
 /* The generation the workers now run (mc.generation). mc's own config and plugins stay the ones the
  * controller state was made with. */
 void fg_console_set_generation(fg_console *c, int generation);

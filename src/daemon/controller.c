@@ -282,7 +282,6 @@ fg_controller *fg_controller_new(const fg_controller_opts *opts, char **err)
         fg_panic("cannot create the event loop");
     /* monitoring: the counters exist before any worker state is created */
     c->stats = fg_stats_new();
-    fg_stats_set_global(c->stats);
     fg_server_opts so = {
         .base = c->base,
         .max_message_size = (size_t)fg_core_int(cfg, "main", "maxmessagesize"),
@@ -307,7 +306,8 @@ int fg_controller_start(fg_controller *c, int console, char **err)
 {
     const fg_config *cfg = c->o.cfg;
     /* debugging: the controller console (--console) and the netconsole control command */
-    c->console = fg_console_new(&(fg_console_opts){.base = c->base, .cfg = cfg, .luadir = c->o.luadir});
+    c->console = fg_console_new(&(fg_console_opts){.base = c->base, .cfg = cfg, .luadir = c->o.luadir,
+                                                      .stats = c->stats});
     if (console && fg_console_controller(c->console, err) != 0) {
         char *why = xasprintf("the console cannot load the plugins:\n%s", *err);
         free(*err);
@@ -317,6 +317,7 @@ int fg_controller_start(fg_controller *c, int console, char **err)
     c->genv = (fg_generation_env){
         .config_path = c->o.config_path,
         .lua = {.luadir = c->o.luadir},
+        .stats = c->stats,
         .exe_path = c->o.exe_path,
         .logging_conf = c->o.logging_conf,
         .base = c->base,
@@ -411,7 +412,6 @@ int fg_controller_free(fg_controller *c)
         fg_generation_free(r->gen);
         free(r);
     }
-    fg_stats_set_global(NULL);
     fg_stats_free(c->stats);
     event_base_free(c->base);
     free(c);

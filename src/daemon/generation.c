@@ -205,6 +205,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
             scanner.close(probe);
             fg_procpool_opts po = {
                 .cfg = cfg,
+                .stats = env->stats,
                 .luadir = env->lua.luadir,
                 .nprocs = (int)initialprocs,
                 .base = env->base,
@@ -219,6 +220,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
     } else {
         fg_threadpool_opts po = {
             .scanner = scanner,
+            .stats = env->stats,
             .minthreads = (int)minthreads,
             .maxthreads = (int)maxthreads,
             .base = env->base,

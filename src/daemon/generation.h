@@ -16,12 +16,14 @@
 #include "lua/lua_worker.h"
 #include "pool/pool.h"
 #include "lib/util.h"
+#include "monitor/stats.h"
 
 typedef struct fg_generation fg_generation;
 
 typedef struct fg_generation_env {
     const char *config_path;
     fg_lua_env lua;
+    fg_stats *stats;             /* the controller's; the pools record into it */
     const char *exe_path;        /* for process workers */
     const char *logging_conf;    /* for process workers */
     struct event_base *base;

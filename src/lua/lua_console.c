@@ -20,7 +20,7 @@ static void console_set_number(lua_State *L, const char *key, double v)
 /* stats() -> the counters of stats.c, per-plugin runs/errors/time; nil without stats */
 static int l_console_stats(lua_State *L)
 {
-    fg_stats *s = fg_stats_global();
+    fg_stats *s = fg_console_stats(lua_touserdata(L, lua_upvalueindex(1)));
     if (!s) {
         lua_pushnil(L);
         return 1;
@@ -67,7 +67,7 @@ static int l_console_workers(lua_State *L)
         lua_pushstring(L, fg_generation_backend(gen));
         lua_setfield(L, -2, "backend");
     }
-    fg_stats *s = fg_stats_global();
+    fg_stats *s = fg_console_stats(c);
     if (s) {
         fg_buf b;
         fg_buf_init(&b);
@@ -89,7 +89,8 @@ static int l_console_workers(lua_State *L)
 void fg_lua_console_push_host(lua_State *L, fg_console *c)
 {
     lua_newtable(L);
-    lua_pushcfunction(L, l_console_stats);
+    lua_pushlightuserdata(L, c);
+    lua_pushcclosure(L, l_console_stats, 1);
     lua_setfield(L, -2, "stats");
     lua_pushlightuserdata(L, c);
     lua_pushcclosure(L, l_console_workers, 1);

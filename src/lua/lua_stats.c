@@ -11,8 +11,9 @@
  *   stats.reinject_failed()                  -- the outgoing host did not take a message
  *   stats.enabled()                          -- false when the process keeps no stats (busted, lint)
  *
- * Every function is a no-op without a global fg_stats (fg_stats_set_global) or outside a worker
- * thread, so plugins can call them anywhere.
+ * Each call records into the calling worker thread's fg_stats (fg_stats_current) or, in a process
+ * worker, goes to the parent (the forwarder); anywhere else (the main thread, busted, lint) it does
+ * nothing, so plugins can call them anywhere. enabled() answers for the moment it is called.
  */
 #include "lua/lua_core.h"
 #include "monitor/stats.h"
@@ -48,7 +49,7 @@ static int l_stats_plugin_run(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     double seconds = luaL_checknumber(L, 2);
     int code = lua_isnumber(L, 3) ? (int)lua_tointeger(L, 3) : -1;
-    fg_stats_plugin_run(fg_stats_global(), name, seconds, code);
+    fg_stats_plugin_run(fg_stats_current(), name, seconds, code);
     return 0;
 }
 
@@ -57,7 +58,7 @@ static int l_stats_plugin_error(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     const char *info = luaL_optstring(L, 2, "");
     const char *traceback = luaL_optstring(L, 3, "");
-    fg_stats *s = fg_stats_global();
+    fg_stats *s = fg_stats_current();
     fg_stats_plugin_error(s, name);
     fg_stats_exception(s, NULL, info, traceback);
     return 0;
@@ -67,7 +68,7 @@ static int l_stats_exception(lua_State *L)
 {
     const char *info = luaL_optstring(L, 1, "");
     const char *traceback = luaL_optstring(L, 2, "");
-    fg_stats_exception(fg_stats_global(), NULL, info, traceback);
+    fg_stats_exception(fg_stats_current(), NULL, info, traceback);
     return 0;
 }
 
@@ -96,14 +97,14 @@ static int l_stats_message_done(lua_State *L)
     r.virus = stats_flag(L, "virus");
     r.blocked = stats_flag(L, "blocked");
     r.reinjected = stats_flag(L, "reinjected");
-    fg_stats_message_done(fg_stats_global(), &r);
+    fg_stats_message_done(fg_stats_current(), &r);
     return 0;
 }
 
 static int l_stats_reinject_failed(lua_State *L)
 {
     (void)L;
-    fg_stats_reinject_failed(fg_stats_global());
+    fg_stats_reinject_failed(fg_stats_current());
     return 0;
 }
 

@@ -247,7 +247,7 @@ static bool worker_out_of_memory(fg_lua_worker *w, fg_job *job)
     char *what = xasprintf("Lua state out of memory: [performance] luamemlimit (%zu bytes) reached", w->alloc.limit);
     fg_log("fuglu.SessionHandler", FG_ERROR, "%s: %s while scanning in %s: message deferred (451), not delivered",
            job->id, what, w->name);
-    fg_stats_exception(fg_stats_global(), NULL, job->id, what); /* monitoring: exceptionlist */
+    fg_stats_exception(fg_stats_current(), NULL, job->id, what); /* monitoring: exceptionlist */
     free(what);
     fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
     job->action = FG_ACTION_DEFER;
@@ -288,7 +288,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     }
     if (rc != 0) {
         fg_log("fuglu.SessionHandler", FG_ERROR, "%s: error in the scan chain: %s", job->id, lua_tostring(L, -1));
-        fg_stats_exception(fg_stats_global(), NULL, job->id, lua_tostring(L, -1)); /* monitoring: exceptionlist */
+        fg_stats_exception(fg_stats_current(), NULL, job->id, lua_tostring(L, -1)); /* monitoring: exceptionlist */
         fg_job_set_reply(job, 451, "4.3.0 internal problem - message deferred");
         job->action = FG_ACTION_DEFER;
         lua_settop(L, 0);

@@ -22,7 +22,6 @@ const char *const fg_stats_action_names[FG_STATS_ACTIONS] = {"DUNNO", "ACCEPT", 
 const char *const fg_stats_protocol_names[FG_STATS_PROTOCOLS] = {"smtp", "esmtp", "milter", "netcat", "other"};
 
 
-static fg_stats *stats_global;
 static _Thread_local fg_stats_worker *stats_current_worker;
 
 fg_stats *fg_stats_new(void)
@@ -41,8 +40,6 @@ void fg_stats_free(fg_stats *s)
 {
     if (!s)
         return;
-    if (stats_global == s)
-        stats_global = NULL;
     for (size_t i = 0; i < s->nplugins; i++)
         free(s->plugins[i].name);
     free(s->plugins);
@@ -66,12 +63,11 @@ void fg_stats_free(fg_stats *s)
     free(s);
 }
 
-void fg_stats_set_global(fg_stats *s) { stats_global = s; }
 
 static const fg_stats_forwarder *stats_forwarder; /* set once in a process worker */
 void fg_stats_set_forwarder(const fg_stats_forwarder *f) { stats_forwarder = f; }
-bool fg_stats_recording(void) { return stats_global != NULL || stats_forwarder != NULL; }
-fg_stats *fg_stats_global(void) { return stats_global; }
+bool fg_stats_recording(void) { return stats_current_worker != NULL || stats_forwarder != NULL; }
+fg_stats *fg_stats_current(void) { return stats_current_worker ? stats_current_worker->stats : NULL; }
 
 static int stats_bucket_of(double seconds)
 {

@@ -1,7 +1,8 @@
 /* stats: the daemon's counters, per-plugin timings, worker states and the last errors.
  *
- * One fg_stats lives for the whole process (fg_stats_global); worker threads write to it, the main
- * thread (control socket, MRTG, metrics) reads it. Message counters are atomics; plugin counters,
+ * The controller owns one fg_stats and hands it to whoever records (the pools, the console) or reads
+ * (control socket, MRTG, metrics); there is no process-wide instance. Worker threads write to it, the
+ * main thread reads it. Message counters are atomics; plugin counters,
  * the recent scan times, worker states and the exception ring each have their own mutex, so every
  * count is exact under concurrency and no reader ever waits for a scan.
  *
@@ -42,9 +43,9 @@ extern const char *const fg_stats_protocol_names[FG_STATS_PROTOCOLS];
 fg_stats *fg_stats_new(void);
 /* Only once no thread uses it any more. */
 void fg_stats_free(fg_stats *s);
-/* The process-wide instance the Lua module and the workers use (NULL: nothing is recorded). */
-void fg_stats_set_global(fg_stats *s);
-fg_stats *fg_stats_global(void);
+/* The fg_stats of the calling worker thread's slot (fg_stats_worker_enter); NULL elsewhere (the main
+ * thread, a process worker, busted), where a recording call goes to the forwarder or nowhere. */
+fg_stats *fg_stats_current(void);
 
 /* ---- messages ---- */
 
@@ -102,7 +103,7 @@ typedef struct fg_stats_forwarder {
     void (*worker_plugin)(const char *suspect, const char *plugin);
 } fg_stats_forwarder;
 void fg_stats_set_forwarder(const fg_stats_forwarder *f);
-/* Whether anything is recorded in this process (a global fg_stats or a forwarder). */
+/* Whether a recording call made now on this thread is kept (a worker slot or a forwarder). */
 bool fg_stats_recording(void);
 /* A workerlist slot that is not bound to the calling thread (the parent's view of a process). */
 fg_stats_worker *fg_stats_worker_register(fg_stats *s, int number, const char *name);

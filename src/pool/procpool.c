@@ -123,7 +123,7 @@ static int spawn_child(procpool *p, child *c)
     close(sv[1]);
     char slot_name[32];
     snprintf(slot_name, sizeof slot_name, "Worker-%d", c->number);
-    c->slot = fg_stats_worker_register(fg_stats_global(), c->number, slot_name);
+    c->slot = fg_stats_worker_register(p->o.stats, c->number, slot_name);
     fg_stats_worker_set_state(c->slot, "loading configuration", false);
     c->pool = p;
     c->pid = pid;
@@ -261,24 +261,24 @@ static void handle_frame(procpool *p, child *c, const unsigned char *buf, size_t
         res.virus = flags & 8, res.blocked = flags & 16, res.reinjected = flags & 32;
         res.scantime = (double)(int32_t)fg_frame_get_u32(&r) / 1e6;
         if (!r.bad)
-            fg_stats_message_done(fg_stats_global(), &res);
+            fg_stats_message_done(p->o.stats, &res);
         return;
     }
     case 'F':
-        fg_stats_reinject_failed(fg_stats_global());
+        fg_stats_reinject_failed(p->o.stats);
         return;
     case 'P': case 'Q': case 'X': case 'W': case 'U': {
         char *a = fg_frame_get_str(&r), *b = fg_frame_get_str(&r);
         uint32_t n1 = fg_frame_get_u32(&r), n2 = fg_frame_get_u32(&r);
         if (!r.bad && a && b) {
             if (buf[0] == 'P')
-                fg_stats_plugin_run(fg_stats_global(), a, (double)n1 / 1e6, (int)(int32_t)n2);
+                fg_stats_plugin_run(p->o.stats, a, (double)n1 / 1e6, (int)(int32_t)n2);
             else if (buf[0] == 'Q')
-                fg_stats_plugin_error(fg_stats_global(), a);
+                fg_stats_plugin_error(p->o.stats, a);
             else if (buf[0] == 'X') {
                 char thread[32];
                 snprintf(thread, sizeof thread, "Worker-%d", c->number);
-                fg_stats_exception(fg_stats_global(), thread, a, b);
+                fg_stats_exception(p->o.stats, thread, a, b);
             } else if (buf[0] == 'W')
                 fg_stats_worker_set_state(c->slot, a, n1 != 0);
             else

@@ -13,10 +13,12 @@
 
 #include <event2/event.h>
 #include "lib/config.h"
+#include "monitor/stats.h"
 #include "pool/pool.h"
 
 typedef struct fg_procpool_opts {
     const fg_config *cfg;       /* sent to every worker */
+    fg_stats *stats;            /* what the workers report is recorded here (NULL: dropped) */
     const char *luadir;         /* sent to every worker */
     int nprocs;                 /* 0 = 2 per CPU */
     size_t queue_max;           /* 0 = nprocs * 10 */

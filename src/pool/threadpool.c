@@ -125,6 +125,7 @@ static void *worker_main(void *arg)
     threadpool *p = start->pool;
     /* A copy: once this thread has said it ended (threads--), the pool may be freed. */
     const fg_scanner scanner = p->o.scanner, *sc = &scanner;
+    fg_stats *stats = p->o.stats;   /* the controller's: it outlives every pool */
     void *state = start->state;
     char name[32];
     int number = start->number;
@@ -144,7 +145,7 @@ static void *worker_main(void *arg)
     }
     fg_log("fuglu.threadpool", FG_DEBUG, "%s started", name);
     /* monitoring: this thread's workerlist slot (stats.c) */
-    fg_stats_worker *slot = fg_stats_worker_enter(fg_stats_global(), number, name);
+    fg_stats_worker *slot = fg_stats_worker_enter(stats, number, name);
     if (state && sc->memory)   /* the slot reads the live byte count; it is left before close */
         fg_stats_worker_set_lua_counter(slot, sc->memory(state));
 

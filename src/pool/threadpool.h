@@ -9,10 +9,12 @@
 #define FUGLU_THREADPOOL_H
 
 #include <event2/event.h>
+#include "monitor/stats.h"
 #include "pool/pool.h"
 
 typedef struct fg_threadpool_opts {
     fg_scanner scanner;
+    fg_stats *stats;            /* the workers' workerlist slots and counters (NULL: none) */
     int minthreads;
     int maxthreads;
     size_t queue_max;           /* 0 = maxthreads * 10 */
