@@ -455,18 +455,6 @@ bool fg_log_enabled(const char *logger, int level)
     return level >= eff;
 }
 
-const char *fg_log_level_name(int level)
-{
-    switch (level) {
-    case FG_DEBUG: return "DEBUG";
-    case FG_INFO: return "INFO";
-    case FG_WARNING: return "WARNING";
-    case FG_ERROR: return "ERROR";
-    case FG_CRITICAL: return "CRITICAL";
-    default: return "Level";
-    }
-}
-
 int fg_log_level_from_name(const char *name)
 {
     static const struct { const char *n; int l; } names[] = {

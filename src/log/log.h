@@ -34,9 +34,8 @@ void fg_log_set_level(const char *logger, int level);
 bool fg_log_enabled(const char *logger, int level);
 void fg_log(const char *logger, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void fg_logv(const char *logger, int level, const char *fmt, va_list ap);
-/* Level name <-> number ("DEBUG" -> 10); unknown names give -1. */
+/* Level name -> number ("DEBUG" -> 10); unknown names give -1 (number -> name: fg_log_format_levelname). */
 int fg_log_level_from_name(const char *name);
-const char *fg_log_level_name(int level);
 
 /* Source location for %(filename)s, %(module)s, %(lineno)d, %(funcName)s; fg_log leaves them
  * "(unknown file)", 0, "(unknown function)" as Python does when it cannot tell. */
