@@ -23,6 +23,31 @@ describe("fuglu.loader", function()
         end)
     end)
 
+    describe("module path", function()
+        it("lets a plugin require a helper module beside it", function()
+            local dir = util.tempdir()
+            util.write(dir .. "/helper_for_spec.lua", "return { answer = 42 }")
+            util.write(dir .. "/helped.lua", [[
+                local plugin = require "fuglu.plugin"
+                local helper = require "helper_for_spec"
+                local P = plugin.scanner{ name = "HelpedPlugin", description = "uses a helper" }
+                P.answer = helper.answer
+                return P
+            ]])
+            local saved = package.path
+            local cfg = util.config{ main = { plugindir = dir, plugins = "helped" } }
+            local result, errors = loader.load_all(cfg, { luadir = "lua" })
+            assert.same({}, errors)
+            assert.equal(42, result.scanners[1].answer)
+            loader.load_all(cfg, { luadir = "lua" })   -- added once, not per load
+            local _, count = package.path:gsub(dir:gsub("%p", "%%%0") .. "/%?%.lua;", "")
+            assert.equal(1, count)
+            package.path = saved
+            package.loaded.helper_for_spec = nil
+            util.rmtree(dir)
+        end)
+    end)
+
     describe("find", function()
         it("resolves aliases and searches plugindirs before lua/plugins", function()
             local dir = util.tempdir()

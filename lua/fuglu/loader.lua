@@ -51,6 +51,21 @@ function loader.search_dirs(config, options)
     return dirs
 end
 
+-- Puts the plugin directories (except <luadir>/plugins, whose names would shadow nothing useful)
+-- on package.path, first, so that a plugin can `require` its own helper modules that live beside
+-- it: `require "myhelper"` finds <plugindir>/myhelper.lua. Each directory is added once.
+function loader.add_module_path(config, options)
+    local builtin = (options.luadir or "lua") .. "/plugins"
+    local dirs = loader.search_dirs(config, options)
+    for i = #dirs, 1, -1 do
+        local dir = dirs[i]
+        local entry = dir .. "/?.lua;" .. dir .. "/?/init.lua;"
+        if dir ~= builtin and not package.path:find(entry, 1, true) then
+            package.path = entry .. package.path
+        end
+    end
+end
+
 -- The path of a plugin file, or nil and "plugin 'x' not found (looked in: ...)".
 function loader.find(name, config, options)
     local file = config:get("PluginAlias", name, name)
@@ -108,6 +123,7 @@ local LISTS = {
 -- (empty when everything loaded).
 function loader.load_all(config, options)
     options = options or {}
+    loader.add_module_path(config, options)
     local result = { prependers = {}, scanners = {}, appenders = {} }
     local errors = {}
     local cache = {}

@@ -3,7 +3,8 @@
  *
  *   local codec = require "fuglu_codec"
  *   codec.b64encode(s), codec.b64decode(s)   -- decode ignores whitespace; nil on garbage
- *   codec.codec_decode(value)               -- encoded words decoded to UTF-8
+ *   codec.rfc2047_decode(value)             -- encoded words decoded to UTF-8
+ *   codec.qp_encode(s [, binary]), codec.qp_decode(s)  -- quoted-printable
  *   codec.header_encode(name, value)          -- RFC 2047 (UTF-8, B) when non-ASCII, folded
  *
  * The decoder is our own because GMime 3.2's merges adjacent B-encoded words before decoding and
@@ -27,6 +28,7 @@
 
 #include <glib.h>
 #include <lauxlib.h>
+#include <stdbool.h>
 
 #include "lua/lua_codec.h"
 #include "lua/lua_core.h"
@@ -429,7 +431,100 @@ static int l_codec_header_encode(lua_State *L)
     return 1;
 }
 
+/* ---- quoted-printable (RFC 2045 6.7) ---- */
+
+static int codec_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* codec.qp_decode(s): =XX (either case) decoded, soft line breaks (= at a line's end) removed,
+ * blanks before a line break dropped (they were added in transport); a malformed = is kept. */
+static int l_codec_qp_decode(lua_State *L)
+{
+    size_t n;
+    const char *in = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t i = 0;
+    while (i < n) {
+        size_t eol = i;
+        while (eol < n && in[eol] != '\n')
+            eol++;
+        size_t end = eol;                       /* the line without CR, then without its trailing blanks */
+        if (end > i && in[end - 1] == '\r')
+            end--;
+        while (end > i && (in[end - 1] == ' ' || in[end - 1] == '\t'))
+            end--;
+        bool soft = end > i && in[end - 1] == '=';
+        if (soft)
+            end--;
+        for (size_t k = i; k < end; k++) {
+            int hi, lo;
+            if (in[k] == '=' && k + 2 < end && (hi = codec_hexval(in[k + 1])) >= 0 &&
+                (lo = codec_hexval(in[k + 2])) >= 0) {
+                luaL_addchar(&b, (char)(hi << 4 | lo));
+                k += 2;
+            } else {
+                luaL_addchar(&b, in[k]);
+            }
+        }
+        if (eol < n && !soft)
+            luaL_addlstring(&b, "\r\n", 2);
+        i = eol < n ? eol + 1 : n;
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* codec.qp_encode(s [, binary]): lines of at most 76 characters with soft breaks; text line breaks
+ * (LF or CRLF) become CRLF hard breaks, unless binary, where CR and LF are encoded as well. */
+static int l_codec_qp_encode(lua_State *L)
+{
+    size_t n;
+    const unsigned char *in = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    bool binary = lua_toboolean(L, 2);
+    static const char digits[] = "0123456789ABCDEF";
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t col = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        if (!binary && (c == '\n' || (c == '\r' && i + 1 < n && in[i + 1] == '\n'))) {
+            if (c == '\r')
+                i++;
+            luaL_addlstring(&b, "\r\n", 2);
+            col = 0;
+            continue;
+        }
+        bool at_line_end = i + 1 == n || (!binary && (in[i + 1] == '\n' || in[i + 1] == '\r'));
+        bool plain = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_line_end);
+        size_t width = plain ? 1 : 3;
+        if (col + width > 75) {                 /* 75 + the soft break's "=" */
+            luaL_addlstring(&b, "=\r\n", 3);
+            col = 0;
+        }
+        if (plain) {
+            luaL_addchar(&b, (char)c);
+        } else {
+            char e[3] = {'=', digits[c >> 4], digits[c & 15]};
+            luaL_addlstring(&b, e, 3);
+        }
+        col += width;
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static const luaL_Reg codec_functions[] = {
+    {"qp_encode", l_codec_qp_encode},
+    {"qp_decode", l_codec_qp_decode},
     {"b64encode", l_codec_b64encode},
     {"b64decode", l_codec_b64decode},
     {"rfc2047_decode", l_codec_rfc2047_decode},

@@ -28,6 +28,9 @@ int luaopen_fuglu_message(lua_State *L);    /* lua_message.c (+ lua_mime.c): mes
 int luaopen_fuglu_job(lua_State *L);        /* lua_job.c: the job's fate, re-injection */
 int luaopen_fuglu_fs(lua_State *L);         /* lua_fs.c: stat, realpath, mkdir, chmod, ... */
 int luaopen_fuglu_net(lua_State *L);        /* lua_net.c: udp_send */
+int luaopen_fuglu_socket(lua_State *L);     /* lua_socket.c: TCP, unix and UDP sockets with deadlines */
+int luaopen_fuglu_hash(lua_State *L);       /* lua_hash.c: digests, HMAC, random bytes (libcrypto) */
+int luaopen_fuglu_proc(lua_State *L);       /* lua_proc.c: run a program with a timeout */
 int luaopen_fuglu_regex(lua_State *L);      /* lua_regex.c (+ lua_litset.c): PCRE2 */
 int luaopen_fuglu_htmlstrip(lua_State *L);  /* lua_htmlstrip.c: strip */
 int luaopen_fuglu_stats(lua_State *L);      /* lua_stats.c: the worker's reports to stats.c */

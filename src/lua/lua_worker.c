@@ -267,6 +267,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
         return;
     }
     fg_fate_set_current(job->fate);
+    fg_job_deadline_set_current(job->deadline);
     unsigned long refused = w->alloc.refused;
     lua_settop(L, 0);
     lua_pushcfunction(L, fg_lua_traceback);
@@ -284,6 +285,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     lua_pop(L, 1);
     if (w->alloc.refused != refused && worker_out_of_memory(w, job)) {
         fg_fate_set_current(NULL);
+        fg_job_deadline_set_current(0);
         return;
     }
     if (rc != 0) {
@@ -293,6 +295,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
         job->action = FG_ACTION_DEFER;
         lua_settop(L, 0);
         fg_fate_set_current(NULL);
+        fg_job_deadline_set_current(0);
         return;
     }
     int code = 451;
@@ -322,6 +325,7 @@ void fg_lua_worker_handle(fg_lua_worker *w, fg_job *job)
     }
     lua_settop(L, 0);
     fg_fate_set_current(NULL);
+    fg_job_deadline_set_current(0);
 }
 
 void fg_lua_worker_after(fg_lua_worker *w)

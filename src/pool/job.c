@@ -90,6 +90,18 @@ fg_fate *fg_fate_current(void)
     return current_fate;
 }
 
+static _Thread_local double current_deadline;
+
+void fg_job_deadline_set_current(double deadline)
+{
+    current_deadline = deadline;
+}
+
+double fg_job_deadline_current(void)
+{
+    return current_deadline;
+}
+
 bool fg_job_cancel(fg_job *job)
 {
     return fg_fate_cancel(job->fate);
@@ -124,6 +136,13 @@ void fg_job_encode(const fg_job *job, fg_buf *b)
     uint64_t len = job->msg ? fg_msg_len(job->msg) : 0;
     fg_frame_put_u32(b, (uint32_t)(len & 0xffffffffu));
     fg_frame_put_u32(b, (uint32_t)(len >> 32));
+    /* What is left of the deadline in ms (0 = none, 1 = passed): the worker counts from receipt. */
+    uint32_t left = 0;
+    if (job->deadline > 0) {
+        double ms = (job->deadline - fg_monotonic()) * 1000.0;
+        left = ms < 1 ? 1 : ms > 4e9 ? 4000000000u : (uint32_t)ms;
+    }
+    fg_frame_put_u32(b, left);
 }
 
 fg_job *fg_job_decode(fg_frame_reader *r, uint64_t *msg_len, char **err)
@@ -160,6 +179,8 @@ fg_job *fg_job_decode(fg_frame_reader *r, uint64_t *msg_len, char **err)
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         *attrs[i] = fg_frame_get_str(r);
     uint64_t lo = fg_frame_get_u32(r), hi = fg_frame_get_u32(r);
+    uint32_t left = fg_frame_get_u32(r);
+    job->deadline = left ? fg_monotonic() + left / 1000.0 : 0;
     if (r->bad || !job->peer_addr || !job->mail_from) {
         *err = xstrdup("malformed job frame");
         fg_job_free(job);

@@ -38,6 +38,10 @@ bool fg_fate_is_cancelled(fg_fate *f);
  * through it. Set by fg_lua_worker_handle around the chain. */
 void fg_fate_set_current(fg_fate *f);
 fg_fate *fg_fate_current(void);
+/* The deadline of the job the calling thread is running (0: none, or outside a job): every network
+ * call of a plugin ends by then (lua_socket.c). Set by fg_lua_worker_handle around the chain. */
+void fg_job_deadline_set_current(double deadline);
+double fg_job_deadline_current(void);
 
 typedef struct fg_job {
     char id[33];
@@ -55,6 +59,7 @@ typedef struct fg_job {
     int has_xforward;
     fg_msg *msg;
     double t_received;          /* monotonic time when the data was complete */
+    double deadline;            /* monotonic time by which its client is answered (scan_timeout), 0 = none */
 
     /* filled by the worker */
     int reply_code;

@@ -383,6 +383,8 @@ static void finish_data(session *s)
         s->has_xf = 0;
     }
     job->t_received = fg_monotonic();
+    if (s->base.srv->o.scan_timeout > 0)
+        job->deadline = job->t_received + s->base.srv->o.scan_timeout;
     job->owner = s;
     if (fg_server_submit(s->base.srv, job) != 0) {
         fg_log("fuglu.smtpsession", FG_WARNING, "%s: scan queue full or shutting down, message deferred", job->id);
