@@ -42,6 +42,7 @@ struct fg_console {
     const fg_config *cfg;
     char *luadir;
     fg_stats *stats;
+    const fg_shdict_list *dicts;
     fg_generation *gen;
     lua_State *L;
     int module_ref;         /* fuglu.console */
@@ -87,6 +88,7 @@ fg_console *fg_console_new(const fg_console_opts *opts)
     c->cfg = opts->cfg;
     c->luadir = xstrdup(opts->luadir);
     c->stats = opts->stats;
+    c->dicts = opts->dicts;
     c->module_ref = LUA_NOREF;
     c->mc_ref = LUA_NOREF;
     c->generation = 1;
@@ -132,7 +134,7 @@ int fg_console_controller(fg_console *c, char **err)
 {
     if (c->L)
         return 0;
-    fg_lua_env env = {.luadir = c->luadir};
+    fg_lua_env env = {.luadir = c->luadir, .dicts = c->dicts};
     lua_State *L = fg_lua_new_state(&env);
     /* Count hooks do not run inside compiled traces: the interpreter only. */
     lua_getglobal(L, "jit");

@@ -27,6 +27,7 @@ typedef struct fg_console_opts {
     const fg_config *cfg;       /* must outlive the console */
     const char *luadir;
     fg_stats *stats;            /* for mc:stats() and mc:workers() (NULL: none) */
+    const fg_shdict_list *dicts; /* [shared], for fuglu_shared in the console (NULL: none) */
 } fg_console_opts;
 
 /* Remembers the options; the controller state is made when first needed. */

@@ -9,6 +9,7 @@
 #include "smtp/portspec.h"
 #include "smtp/server.h"
 #include "monitor/stats.h"
+#include "pool/shdict.h"
 #include "lib/version.h"
 
 #include <errno.h>
@@ -41,10 +42,53 @@ struct fg_controller {
     struct event *signals[3];
     /* monitoring (stats.h, control.h, mrtg.h, metrics.h) */
     fg_stats *stats;
+    fg_shdict_list dicts;        /* [shared]: created at start and for new names at reload, kept until exit */
     fg_control *control;
     fg_mrtg *mrtg;
     fg_metrics *metrics;
 };
+
+/* ---- shared dictionaries ---- */
+
+/* Creates the [shared] dictionaries not made yet. A size that changed takes effect at the next
+ * restart (the contents survive a reload; a resize would have to drop them): a warning. Errors and
+ * warnings go to findings (and the caller's log). */
+static void controller_shared_dicts(fg_controller *c, const fg_config *cfg, fg_findings *findings)
+{
+    for (size_t i = 0; i < fg_config_section_count(cfg); i++) {
+        if (strcmp(fg_config_section_name(cfg, i), "shared") != 0)
+            continue;
+        for (size_t j = 0; j < fg_config_option_count(cfg, i); j++) {
+            const char *name = fg_config_option_name(cfg, i, j);
+            const char *value = fg_config_option_value(cfg, i, j);
+            const char *where = fg_config_origin(cfg, "shared", name);
+            size_t size = fg_shdict_parse_size(value);
+            fg_shdict *d = fg_shdict_list_find(&c->dicts, name);
+            char *msg = NULL, *err = NULL;
+            if (!size) {
+                msg = xasprintf("[shared] %s = %s: not a size (e.g. 64k, 10m, 1g)", name, value);
+            } else if (d) {
+                if ((size + 4095) / 4096 * 4096 != fg_shdict_size(d))
+                    msg = xasprintf("[shared] %s: the new size %s takes effect at the next restart (the "
+                                    "dictionary keeps its %zu bytes and its contents)", name, value, fg_shdict_size(d));
+            } else if (!(d = fg_shdict_create(name, size, &err))) {
+                msg = xasprintf("[shared] %s", err);
+                free(err);
+            } else if (fg_shdict_list_add(&c->dicts, d) != 0) {
+                fg_shdict_free(d);
+                msg = xasprintf("[shared] %s: more than %d shared dictionaries", name, FG_SHDICT_LIST_MAX);
+            } else {
+                fg_log(LOGGER, FG_INFO, "shared dict '%s': %zu bytes", name, fg_shdict_size(d));
+            }
+            if (msg) {
+                bool warning = d && size;
+                fg_log(LOGGER, warning ? FG_WARNING : FG_ERROR, "%s%s%s", where ? where : "", where ? ": " : "", msg);
+                fg_findings_add(findings, warning ? FG_FINDING_WARNING : FG_FINDING_ERROR, where, msg);
+                free(msg);
+            }
+        }
+    }
+}
 
 /* ---- generations ---- */
 
@@ -185,6 +229,7 @@ int fg_controller_reload(fg_controller *c, fg_buf *report)
         fg_findings_free(&findings);
         return -1;
     }
+    controller_shared_dicts(c, cfg, &findings);
     fg_generation *g = fg_generation_new(&c->genv, cfg, fingerprint, c->next_generation + 1, 1, &findings);
     report_findings(&findings, report);
     fg_findings_free(&findings);
@@ -305,9 +350,17 @@ fg_controller *fg_controller_new(const fg_controller_opts *opts, char **err)
 int fg_controller_start(fg_controller *c, int console, char **err)
 {
     const fg_config *cfg = c->o.cfg;
+    fg_findings shared = {0};
+    controller_shared_dicts(c, cfg, &shared);
+    size_t shared_errors = shared.errors;
+    fg_findings_free(&shared);
+    if (shared_errors) {
+        *err = xstrdup("the [shared] dictionaries could not be created, see the log");
+        return -1;
+    }
     /* debugging: the controller console (--console) and the netconsole control command */
     c->console = fg_console_new(&(fg_console_opts){.base = c->base, .cfg = cfg, .luadir = c->o.luadir,
-                                                      .stats = c->stats});
+                                                      .stats = c->stats, .dicts = &c->dicts});
     if (console && fg_console_controller(c->console, err) != 0) {
         char *why = xasprintf("the console cannot load the plugins:\n%s", *err);
         free(*err);
@@ -316,7 +369,7 @@ int fg_controller_start(fg_controller *c, int console, char **err)
     }
     c->genv = (fg_generation_env){
         .config_path = c->o.config_path,
-        .lua = {.luadir = c->o.luadir},
+        .lua = {.luadir = c->o.luadir, .dicts = &c->dicts},
         .stats = c->stats,
         .exe_path = c->o.exe_path,
         .logging_conf = c->o.logging_conf,
@@ -413,6 +466,7 @@ int fg_controller_free(fg_controller *c)
         free(r);
     }
     fg_stats_free(c->stats);
+    fg_shdict_list_free_all(&c->dicts);
     event_base_free(c->base);
     free(c);
     return 1;

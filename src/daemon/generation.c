@@ -206,6 +206,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
             fg_procpool_opts po = {
                 .cfg = cfg,
                 .stats = env->stats,
+                .dicts = env->lua.dicts,
                 .luadir = env->lua.luadir,
                 .nprocs = (int)initialprocs,
                 .base = env->base,

@@ -2,6 +2,7 @@
 #include "daemon/lint.h"
 #include "log/log.h"
 #include "smtp/portspec.h"
+#include "pool/shdict.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -133,6 +134,25 @@ void fg_lint_core(const fg_config *cfg, fg_findings *f)
         free(specs);
     }
     fg_config_check_core(cfg, add_error, f);
+    /* [shared] NAME = SIZE: the shared dictionaries (pool/shdict.h) */
+    for (size_t i = 0; i < fg_config_section_count(cfg); i++) {
+        if (strcmp(fg_config_section_name(cfg, i), "shared") != 0)
+            continue;
+        for (size_t j = 0; j < fg_config_option_count(cfg, i); j++) {
+            const char *name = fg_config_option_name(cfg, i, j);
+            const char *value = fg_config_option_value(cfg, i, j);
+            size_t size = fg_shdict_parse_size(value);
+            char *msg = NULL;
+            if (!size || size < FG_SHDICT_MIN_SIZE || size > FG_SHDICT_MAX_SIZE)
+                msg = xasprintf("[shared] %s = %s: not a size from 64k to 16g (e.g. 10m)", name, value);
+            else if (strlen(name) > FG_SHDICT_NAME_MAX)
+                msg = xasprintf("[shared] %s: a name of at most %d characters", name, FG_SHDICT_NAME_MAX);
+            if (msg) {
+                fg_findings_add(f, FG_FINDING_ERROR, fg_config_origin(cfg, "shared", name), msg);
+                free(msg);
+            }
+        }
+    }
     /* A message whose end of data went downstream is never answered 451 (its delivery is under
      * way); the client then waits up to scan_timeout + reinject_timeout. Postfix gives up on the
      * answer to the end of data after smtp_data_done_timeout (600 s) and retries: a duplicate. */

@@ -16,6 +16,7 @@
 #include "lua/lua_message.h"
 #include "log/log.h"
 #include "monitor/stats.h"
+#include "lua/lua_shared.h"
 #include "lib/util.h"
 
 #include <lauxlib.h>
@@ -40,6 +41,7 @@ struct fg_lua_worker {
      * lives) and copies of the rest. */
     const fg_config *cfg;
     char *luadir;
+    const fg_shdict_list *dicts;   /* fg_lua_env.dicts: outlives the worker */
     char *name;
 };
 
@@ -64,6 +66,8 @@ static lua_State *worker_new_state(const fg_lua_env *env, fg_lua_alloc *a)
     lua_setfield(L, -2, "path");
     lua_pop(L, 1);
     fg_lua_preload(L);
+    if (env->dicts)
+        fg_lua_shared_attach(L, env->dicts);
     return L;
 }
 
@@ -123,7 +127,7 @@ static char *worker_load_error(const fg_lua_worker *w, const fg_lua_alloc *a, co
  * allocator (nothing refused yet). 0, or -1 with *err (and w->L unchanged). */
 static int worker_load(fg_lua_worker *w, fg_lua_alloc *a, char **err)
 {
-    fg_lua_env env = {.luadir = w->luadir};
+    fg_lua_env env = {.luadir = w->luadir, .dicts = w->dicts};
     lua_State *L = worker_new_state(&env, a);
     lua_pushcfunction(L, fg_lua_traceback);
     int tb = lua_gettop(L);
@@ -175,6 +179,7 @@ fg_lua_worker *fg_lua_worker_new(const fg_config *cfg, const fg_lua_env *env, co
     fg_lua_alloc_init(&w->alloc, (size_t)limit);
     w->cfg = cfg;
     w->luadir = xstrdup(env->luadir);
+    w->dicts = env->dicts;
     w->name = xstrdup(name ? name : "worker");
     if (worker_load(w, &w->alloc, err) != 0) {
         worker_destroy(w);

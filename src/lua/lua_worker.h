@@ -6,6 +6,7 @@
 #ifndef FUGLU_LUA_WORKER_H
 #define FUGLU_LUA_WORKER_H
 
+#include "pool/shdict.h"
 #include "lib/config.h"
 #include "pool/job.h"
 #include "daemon/lint.h"
@@ -16,6 +17,7 @@ typedef struct fg_lua_worker fg_lua_worker;
 /* Where the Lua framework lives (lua/ with fuglu/ and plugins/). */
 typedef struct fg_lua_env {
     const char *luadir;
+    const fg_shdict_list *dicts;  /* [shared] dictionaries for fuglu_shared (NULL: none); outlives the states */
 } fg_lua_env;
 
 /* NULL with *err (every load error, one per line, caller frees) when a plugin fails to load. The

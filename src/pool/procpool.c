@@ -138,7 +138,17 @@ static int spawn_child(procpool *p, child *c)
     fg_buf_init(&slot);
     fg_buf_append(&slot, "S", 1);
     fg_frame_put_u32(&slot, (uint32_t)(c - p->children));
-    if (fg_frame_send(c->fd, &p->config_frame, -1) != 0 || fg_frame_send(c->fd, &slot, p->fates_fd) != 0)
+    /* then one 'D' frame per shared dictionary, its memfd passed along */
+    size_t ndicts = p->o.dicts ? atomic_load(&p->o.dicts->count) : 0;
+    fg_frame_put_u32(&slot, (uint32_t)ndicts);
+    int sent = fg_frame_send(c->fd, &p->config_frame, -1) == 0 && fg_frame_send(c->fd, &slot, p->fates_fd) == 0;
+    for (size_t i = 0; sent && i < ndicts; i++) {
+        fg_buf_clear(&slot);
+        fg_buf_append(&slot, "D", 1);
+        fg_frame_put_str(&slot, fg_shdict_name(p->o.dicts->dicts[i]));
+        sent = fg_frame_send(c->fd, &slot, fg_shdict_fd(p->o.dicts->dicts[i])) == 0;
+    }
+    if (!sent)
         fg_log("fuglu.procpool", FG_ERROR, "Worker-%d: cannot send the configuration: %s", c->number, strerror(errno));
     fg_buf_free(&slot);
     fg_log("fuglu.procpool", FG_DEBUG, "started Worker-%d (pid %ld)", c->number, (long)pid);

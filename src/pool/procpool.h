@@ -15,10 +15,12 @@
 #include "lib/config.h"
 #include "monitor/stats.h"
 #include "pool/pool.h"
+#include "pool/shdict.h"
 
 typedef struct fg_procpool_opts {
     const fg_config *cfg;       /* sent to every worker */
     fg_stats *stats;            /* what the workers report is recorded here (NULL: dropped) */
+    const fg_shdict_list *dicts; /* [shared]: every worker maps them (NULL: none) */
     const char *luadir;         /* sent to every worker */
     int nprocs;                 /* 0 = 2 per CPU */
     size_t queue_max;           /* 0 = nprocs * 10 */

@@ -168,10 +168,12 @@ int fg_procworker_main(int fd)
     free(logging_conf);
     /* The fate slot: this worker's word in the pool's shared memory (job.h). */
     fg_fate *fate = NULL;
+    uint32_t ndicts = 0;
     n = fg_frame_recv(fd, buf, &passed);
-    if (n >= 5 && buf[0] == 'S' && passed >= 0) {
+    if (n >= 9 && buf[0] == 'S' && passed >= 0) {
         fg_frame_reader sr = {.p = buf + 1, .left = (size_t)n - 1};
         uint32_t index = fg_frame_get_u32(&sr);
+        ndicts = fg_frame_get_u32(&sr);
         struct stat st;
         if (fstat(passed, &st) == 0 && (uint64_t)(index + 1) * sizeof(fg_fate_slot) <= (uint64_t)st.st_size) {
             fg_fate_slot *slots = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, passed, 0);
@@ -185,7 +187,19 @@ int fg_procworker_main(int fd)
         fprintf(stderr, "fuglu worker: no fate slot received\n");
         return 1;
     }
-    fg_lua_scanner ls = {.cfg = cfg, .env = {.luadir = luadir ? luadir : ""}};
+    /* The shared dictionaries: the parent's memfds, mapped here too (pool/shdict.h). */
+    static fg_shdict_list dicts;
+    for (uint32_t i = 0; i < ndicts && i < FG_SHDICT_LIST_MAX; i++) {
+        n = fg_frame_recv(fd, buf, &passed);
+        char *derr = NULL;
+        fg_shdict *d = n > 0 && buf[0] == 'D' && passed >= 0 ? fg_shdict_attach(passed, &derr) : NULL;
+        if (!d) {
+            fprintf(stderr, "fuglu worker: shared dictionary %u not received: %s\n", i, derr ? derr : "no descriptor");
+            return 1;
+        }
+        fg_shdict_list_add(&dicts, d);
+    }
+    fg_lua_scanner ls = {.cfg = cfg, .env = {.luadir = luadir ? luadir : "", .dicts = &dicts}};
     fg_scanner sc = fg_lua_scanner_of(&ls);
     child_fd = fd;
     fg_stats_set_forwarder(&child_forwarder);
