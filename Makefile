@@ -28,7 +28,7 @@ TOOL_SRC := $(wildcard src/tools/*.c)
 TOOLS    := $(patsubst src/tools/%.c,$(BUILD)/%,$(TOOL_SRC))
 TEST_SRC := $(wildcard test/c/test_*.c)
 TESTS    := $(patsubst test/c/%.c,$(BUILD)/test/%,$(TEST_SRC))
-DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/main.d
+DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/daemon/main.d $(TOOLS:=.d) $(TESTS:=.d)
 
 .PHONY: all run test deps units specs integration asan tsan bench bench-smoke install clean
 
@@ -47,11 +47,11 @@ $(BUILD)/fuglu_core.so: $(CORE_OBJ)
 
 $(BUILD)/%: src/tools/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -MMD -MP -MF $@.d -o $@ $< $(CORE_OBJ) $(LIBS)
 
 $(BUILD)/test/%: test/c/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -MMD -MP -MF $@.d -o $@ $< $(CORE_OBJ) $(LIBS) -lcmocka
 
 -include $(DEPS)
 
