@@ -7,7 +7,7 @@ DESTDIR  ?=
 SYSCONFDIR ?= /etc/fuglu
 DATADIR  ?= $(PREFIX)/share/fuglu
 
-PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8 libcrypto
+PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8 libcrypto libcares
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -28,9 +28,9 @@ TOOL_SRC := $(wildcard src/tools/*.c)
 TOOLS    := $(patsubst src/tools/%.c,$(BUILD)/%,$(TOOL_SRC))
 TEST_SRC := $(wildcard test/c/test_*.c)
 TESTS    := $(patsubst test/c/%.c,$(BUILD)/test/%,$(TEST_SRC))
-DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/daemon/main.d $(TOOLS:=.d) $(TESTS:=.d)
+DEPS     := $(CORE_OBJ:.o=.d) $(BUILD)/obj/daemon/main.d $(patsubst $(BUILD)/%,$(BUILD)/obj/bin/%.d,$(TOOLS) $(TESTS))
 
-.PHONY: all run test deps units specs integration asan tsan bench bench-smoke install clean
+.PHONY: all run test deps units specs integration asan tsan fuzz fuzz-bin bench bench-smoke install clean
 
 all: $(BUILD)/fuglu $(BUILD)/fuglu_core.so $(TOOLS)
 
@@ -47,11 +47,13 @@ $(BUILD)/fuglu_core.so: $(CORE_OBJ)
 
 $(BUILD)/%: src/tools/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -MMD -MP -MF $@.d -o $@ $< $(CORE_OBJ) $(LIBS)
+	@mkdir -p $(dir $(BUILD)/obj/bin/$*)
+	$(CC) $(CFLAGS) $(LDFLAGS) -MMD -MP -MF $(BUILD)/obj/bin/$*.d -o $@ $< $(CORE_OBJ) $(LIBS)
 
 $(BUILD)/test/%: test/c/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -MMD -MP -MF $@.d -o $@ $< $(CORE_OBJ) $(LIBS) -lcmocka
+	@mkdir -p $(BUILD)/obj/bin/test
+	$(CC) $(CFLAGS) $(LDFLAGS) -MMD -MP -MF $(BUILD)/obj/bin/test/$*.d -o $@ $< $(CORE_OBJ) $(LIBS) -lcmocka
 
 -include $(DEPS)
 
@@ -90,6 +92,35 @@ tests-bin: all $(TESTS)
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SANITIZE="-fsanitize=thread" all
 
+# Fuzzers of the parsers that read the network (test/fuzz/fuzz_*.c, libFuzzer with ASan + UBSan):
+# each runs FUZZ_SECONDS from its seed corpus (test/fuzz/corpus/NAME/, copied: new inputs stay in
+# build-fuzz/). A crash leaves its input in build-fuzz/ and fails the target.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+FUZZERS  := $(patsubst test/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined
+
+build-fuzz/fuzz_dnsmsg: test/fuzz/fuzz_dnsmsg.c src/lib/dnsmsg.c src/lib/util.c src/lib/dnsmsg.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+build-fuzz/fuzz_smtp_proto: test/fuzz/fuzz_smtp_proto.c src/smtp/smtp_proto.c src/lib/util.c src/smtp/smtp_proto.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+fuzz-bin: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	    name=$${f#build-fuzz/fuzz_}; rm -rf build-fuzz/corpus-$$name; mkdir -p build-fuzz/corpus-$$name; \
+	    cp test/fuzz/corpus/$$name/* build-fuzz/corpus-$$name/ 2>/dev/null; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=1024 -artifact_prefix=build-fuzz/ \
+	        -print_final_stats=1 build-fuzz/corpus-$$name >build-fuzz/$$name.log 2>&1 \
+	        || { tail -40 build-fuzz/$$name.log; echo "fuzz: $$f FAILED"; exit 1; }; \
+	    grep -E "stat::number_of_executed_units|Done" build-fuzz/$$name.log | head -2; \
+	done
+
 bench: all
 	tools/bench/run $(BENCH)
 
@@ -111,4 +142,4 @@ install: all
 	@if [ -d conf/templates ]; then cp -R conf/templates $(DESTDIR)$(SYSCONFDIR)/; fi
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -13,6 +13,7 @@ local actions = require "fuglu.actions"
 local addrcheck = require "fuglu.addrcheck"
 local config_module = require "fuglu.config"
 local loader = require "fuglu.loader"
+local dns = require "fuglu.dns"
 local log = require "fuglu.log"
 local monitor = require "fuglu.monitor"
 local pipeline = require "fuglu.pipeline"
@@ -58,6 +59,8 @@ function worker.new(raw_config, options)
     for section, values in pairs(DEFAULTS) do
         for option, value in pairs(values) do config:set_default(section, option, value) end
     end
+    local dns_ok, dns_err = dns.configure(config)
+    if not dns_ok then return nil, { dns_err } end
     local chain, errors = loader.load_all(config, options)
     if #errors > 0 then return nil, errors end
     local _, warning = addrcheck.checker(config:get("main", "address_compliance_checker"))

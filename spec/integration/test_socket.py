@@ -427,9 +427,12 @@ class SocketApiTests(FugluCase):
         self.assertLessEqual(fds(), before + 1)   # one: the keepalive test's pooled connection may come
 
     def test_the_message_deadline_ends_a_long_read(self):
+        """A read with a 60 s timeout ends shortly before scan_timeout (4 s) answers the client:
+        the plugin sees the timeout and the message still gets its own verdict (here: delivered)."""
         start = time.monotonic()
         reply = self.send_one(make_message([("X-Probe", "deadline"), ("X-Probe-Peer", self.tcp)]))
-        self.assertTrue(reply.startswith("451"), reply)
+        self.assertTrue(reply.startswith("250"), reply)
+        self.assertLess(time.monotonic() - start, 4)
         found = wait_for(lambda: "probe deadline: read from %s: timed out (the message's scan_timeout)" % self.tcp
                          in self.daemon.log_tail(60), 10 * SCALE)
         self.assertTrue(found, self.daemon.log_tail(40))

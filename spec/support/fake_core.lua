@@ -153,7 +153,20 @@ function net.udp_send()
     return nil, "fake core: no network"
 end
 
+-- no resolver: every query fails as the real one does without a network
+local dns = {}
+function dns.resolver()
+    local r = {}
+    function r.query(_, name, qtype) return nil, "ERROR", name .. " " .. qtype .. ": fake core: no network" end
+    function r.query_many(_, list)
+        local out = {}
+        for i, q in ipairs(list) do out[i] = { r.query(nil, q[1], q[2]) } end
+        return out
+    end
+    return r
+end
+
 return {
     fuglu_sys = sys, fuglu_log = clog, fuglu_codec = codec, fuglu_message = message,
-    fuglu_job = job, fuglu_fs = fs, fuglu_net = net,
+    fuglu_job = job, fuglu_fs = fs, fuglu_net = net, fuglu_dns = dns,
 }

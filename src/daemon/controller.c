@@ -55,6 +55,21 @@ struct fg_controller {
  * warnings go to findings (and the caller's log). */
 static void controller_shared_dicts(fg_controller *c, const fg_config *cfg, fg_findings *findings)
 {
+    /* the DNS cache of fuglu_dns ([main] dnscachesize, 0 = none) */
+    const char *dnscache = fg_core_str(cfg, "main", "dnscachesize");
+    size_t dnssize = fg_shdict_parse_size(dnscache);
+    if (dnssize && !fg_shdict_list_find(&c->dicts, "fuglu.dnscache")) {
+        char *err = NULL;
+        fg_shdict *d = fg_shdict_create("fuglu.dnscache", dnssize, &err);
+        if (!d || fg_shdict_list_add(&c->dicts, d) != 0) {
+            char *msg = xasprintf("[main] dnscachesize = %s: %s", dnscache, err ? err : "too many shared dictionaries");
+            fg_log(LOGGER, FG_ERROR, "%s", msg);
+            fg_findings_add(findings, FG_FINDING_ERROR, fg_config_origin(cfg, "main", "dnscachesize"), msg);
+            free(msg);
+            fg_shdict_free(d);
+        }
+        free(err);
+    }
     for (size_t i = 0; i < fg_config_section_count(cfg); i++) {
         if (strcmp(fg_config_section_name(cfg, i), "shared") != 0)
             continue;

@@ -134,6 +134,13 @@ void fg_lint_core(const fg_config *cfg, fg_findings *f)
         free(specs);
     }
     fg_config_check_core(cfg, add_error, f);
+    const char *dnscache = fg_core_str(cfg, "main", "dnscachesize");
+    size_t dnssize = fg_shdict_parse_size(dnscache);
+    if (strcmp(dnscache, "0") != 0 && (dnssize < FG_SHDICT_MIN_SIZE || dnssize > FG_SHDICT_MAX_SIZE)) {
+        char *msg = xasprintf("[main] dnscachesize = %s: not a size from 64k to 16g, or 0 (no cache)", dnscache);
+        fg_findings_add(f, FG_FINDING_ERROR, fg_config_origin(cfg, "main", "dnscachesize"), msg);
+        free(msg);
+    }
     /* [shared] NAME = SIZE: the shared dictionaries (pool/shdict.h) */
     for (size_t i = 0; i < fg_config_section_count(cfg); i++) {
         if (strcmp(fg_config_section_name(cfg, i), "shared") != 0)

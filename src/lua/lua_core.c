@@ -22,6 +22,7 @@ static const luaL_Reg core_modules[] = {
     {"fuglu_hash", luaopen_fuglu_hash},
     {"fuglu_proc", luaopen_fuglu_proc},
     {"fuglu_shared", luaopen_fuglu_shared},
+    {"fuglu_dns", luaopen_fuglu_dns},
     {"fuglu_regex", luaopen_fuglu_regex},
     {"fuglu_htmlstrip", luaopen_fuglu_htmlstrip},
     {"fuglu_stats", luaopen_fuglu_stats},

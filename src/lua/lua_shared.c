@@ -45,6 +45,14 @@ void fg_lua_shared_attach(lua_State *L, const fg_shdict_list *set)
     lua_setfield(L, LUA_REGISTRYINDEX, SHARED_SET_KEY);
 }
 
+const fg_shdict_list *fg_lua_shared_list(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, SHARED_SET_KEY);
+    const fg_shdict_list *set = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return set;
+}
+
 static fg_shdict *shared_check(lua_State *L)
 {
     shared_ud *u = luaL_checkudata(L, 1, SHARED_CLASS);
@@ -65,9 +73,7 @@ static void shared_push(lua_State *L, fg_shdict *d, bool owned)
 static int l_shared_dict(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, SHARED_SET_KEY);
-    const fg_shdict_list *set = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    const fg_shdict_list *set = fg_lua_shared_list(L);
     fg_shdict *d = set ? fg_shdict_list_find(set, name) : NULL;
     if (!d) {
         lua_pushnil(L);

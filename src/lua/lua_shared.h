@@ -7,5 +7,7 @@
 
 /* Gives state L the daemon's dictionaries: shared.dict(name) looks there. set must outlive L. */
 void fg_lua_shared_attach(lua_State *L, const fg_shdict_list *set);
+/* The set given to L, or NULL. */
+const fg_shdict_list *fg_lua_shared_list(lua_State *L);
 
 #endif

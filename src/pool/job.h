@@ -59,7 +59,8 @@ typedef struct fg_job {
     int has_xforward;
     fg_msg *msg;
     double t_received;          /* monotonic time when the data was complete */
-    double deadline;            /* monotonic time by which its client is answered (scan_timeout), 0 = none */
+    double deadline;            /* monotonic time by which plugins' network calls end: shortly before
+                                 * scan_timeout answers the client (smtp_session.c); 0 = none */
 
     /* filled by the worker */
     int reply_code;

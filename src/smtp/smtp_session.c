@@ -383,8 +383,13 @@ static void finish_data(session *s)
         s->has_xf = 0;
     }
     job->t_received = fg_monotonic();
-    if (s->base.srv->o.scan_timeout > 0)
-        job->deadline = job->t_received + s->base.srv->o.scan_timeout;
+    /* A plugin's network calls end a little before the client is answered 451 (a tenth of
+     * scan_timeout, at most 1 s), so the chain can still act on the failure (its problem action,
+     * re-injection) and the message gets its own verdict instead of the timeout's. */
+    if (s->base.srv->o.scan_timeout > 0) {
+        double t = s->base.srv->o.scan_timeout;
+        job->deadline = job->t_received + t - (t * 0.1 < 1.0 ? t * 0.1 : 1.0);
+    }
     job->owner = s;
     if (fg_server_submit(s->base.srv, job) != 0) {
         fg_log("fuglu.smtpsession", FG_WARNING, "%s: scan queue full or shutting down, message deferred", job->id);
