@@ -248,6 +248,12 @@ describe("fuglu.console and fuglu.controller", function()
         assert.equal("REJECT", r.decision)
         assert.equal("not here", r.message)
         assert.equal("TestActionPlugin", r.decided_by)
+        assert.equal("REJECT not here", r.suspect:get_message_rep():header("X-Test-Action")[1])   -- the object
+        -- by its plugins= entry too, and the Suspect comes back
+        local one = mc:run_plugin("testaction", path)
+        assert.equal("REJECT", one.decision)
+        assert.equal(mc.plugins.testaction, mc.plugins.TestActionPlugin)
+        assert.is_true(type(one.suspect.tags) == "table")
         util.write(path, "X-Test-Skip: TestActionPlugin\r\nSubject: x\r\n\r\nbody\r\n")
         assert.same({}, mc:run_plugin("TestPrepender", path).plugins)
         assert.equal("DUNNO", mc:run(path).decision)

@@ -50,6 +50,7 @@ function controller.new(raw_config, options, host)
             plugins[tostring(p)] = p
             if p.name and plugins[p.name] == nil then plugins[p.name] = p end
             if p.section and plugins[p.section] == nil then plugins[p.section] = p end
+            if p.entry and plugins[p.entry] == nil then plugins[p.entry] = p end
         end
     end
     return setmetatable({
@@ -113,7 +114,7 @@ local function verdict(s, decision, message, decider)
         tags = tags,
         added_headers = headers,
         modified = s:is_modified(),
-        suspect = tostring(s),
+        suspect = s,                 -- the Suspect object itself (its tags, headers, source)
     }
 end
 

@@ -110,6 +110,7 @@ function loader.load_plugin(entry, kind, config, options, cache)
     plugin.fill_defaults(class, config, section)
     local ok, instance = xpcall(function() return class(config, section) end, debug.traceback)
     if not ok then return nil, path .. ": cannot create the plugin: " .. tostring(instance) end
+    instance.entry = entry.name   -- as written in plugins= (an alias or a file name)
     return instance
 end
 

@@ -43,11 +43,27 @@ function Logger:warning(fmt, ...) self:log(30, fmt, ...) end
 function Logger:error(fmt, ...) self:log(40, fmt, ...) end
 function Logger:critical(fmt, ...) self:log(50, fmt, ...) end
 
--- Logs at ERROR with the traceback of the caller appended.
+-- Logs at ERROR with a traceback: the error's own when an argument carries one (an error caught
+-- with log.pcall, or xpcall(f, debug.traceback)), else the caller's.
+--   local ok, err = log.pcall(risky, x)
+--   if not ok then self.logger:exception("%s: lookup failed: %s", suspect.id, err) end
 function Logger:exception(fmt, ...)
     if clog.enabled(self.name, 40) then
-        clog.write(self.name, 40, format(fmt, ...) .. "\n" .. debug.traceback("", 2):gsub("^\n", ""))
+        local text = format(fmt, ...)
+        for i = 1, select("#", ...) do
+            local v = select(i, ...)
+            if type(v) == "string" and v:find("\nstack traceback:", 1, true) then
+                clog.write(self.name, 40, text)
+                return
+            end
+        end
+        clog.write(self.name, 40, text .. "\n" .. debug.traceback("", 2):gsub("^\n", ""))
     end
+end
+
+-- pcall that keeps the traceback of the error in the error text (for Logger:exception).
+function log.pcall(f, ...)
+    return xpcall(f, function(e) return debug.traceback(tostring(e), 2) end, ...)
 end
 
 local cache = {}

@@ -70,37 +70,35 @@ static void controller_shared_dicts(fg_controller *c, const fg_config *cfg, fg_f
         }
         free(err);
     }
-    for (size_t i = 0; i < fg_config_section_count(cfg); i++) {
-        if (strcmp(fg_config_section_name(cfg, i), "shared") != 0)
-            continue;
-        for (size_t j = 0; j < fg_config_option_count(cfg, i); j++) {
-            const char *name = fg_config_option_name(cfg, i, j);
-            const char *value = fg_config_option_value(cfg, i, j);
-            const char *where = fg_config_origin(cfg, "shared", name);
-            size_t size = fg_shdict_parse_size(value);
-            fg_shdict *d = fg_shdict_list_find(&c->dicts, name);
-            char *msg = NULL, *err = NULL;
-            if (!size) {
-                msg = xasprintf("[shared] %s = %s: not a size (e.g. 64k, 10m, 1g)", name, value);
-            } else if (d) {
-                if ((size + 4095) / 4096 * 4096 != fg_shdict_size(d))
-                    msg = xasprintf("[shared] %s: the new size %s takes effect at the next restart (the "
-                                    "dictionary keeps its %zu bytes and its contents)", name, value, fg_shdict_size(d));
-            } else if (!(d = fg_shdict_create(name, size, &err))) {
-                msg = xasprintf("[shared] %s", err);
-                free(err);
-            } else if (fg_shdict_list_add(&c->dicts, d) != 0) {
-                fg_shdict_free(d);
-                msg = xasprintf("[shared] %s: more than %d shared dictionaries", name, FG_SHDICT_LIST_MAX);
-            } else {
-                fg_log(LOGGER, FG_INFO, "shared dict '%s': %zu bytes", name, fg_shdict_size(d));
-            }
-            if (msg) {
-                bool warning = d && size;
-                fg_log(LOGGER, warning ? FG_WARNING : FG_ERROR, "%s%s%s", where ? where : "", where ? ": " : "", msg);
-                fg_findings_add(findings, warning ? FG_FINDING_WARNING : FG_FINDING_ERROR, where, msg);
-                free(msg);
-            }
+    long shared = fg_config_section_index(cfg, "shared");
+    for (size_t j = 0; shared >= 0 && j < fg_config_option_count(cfg, (size_t)shared); j++) {
+        const char *name = fg_config_option_name(cfg, (size_t)shared, j);
+        const char *value = fg_config_option_value(cfg, (size_t)shared, j);
+        const char *where = fg_config_origin(cfg, "shared", name);
+        char *msg = NULL, *err = NULL;
+        size_t size = fg_shdict_check_spec(name, value, &msg);
+        fg_shdict *d = size ? fg_shdict_list_find(&c->dicts, name) : NULL;
+        bool warning = false;
+        if (!size) {
+            /* msg says why */
+        } else if (d) {
+            warning = (size + 4095) / 4096 * 4096 != fg_shdict_size(d);
+            if (warning)
+                msg = xasprintf("[shared] %s: the new size %s takes effect at the next restart (the dictionary "
+                                "keeps its %zu bytes and its contents)", name, value, fg_shdict_size(d));
+        } else if (!(d = fg_shdict_create(name, size, &err))) {
+            msg = xasprintf("[shared] %s", err);
+            free(err);
+        } else if (fg_shdict_list_add(&c->dicts, d) != 0) {
+            fg_shdict_free(d);
+            msg = xasprintf("[shared] %s: more than %d shared dictionaries", name, FG_SHDICT_LIST_MAX);
+        } else {
+            fg_log(LOGGER, FG_INFO, "shared dict '%s': %zu bytes", name, fg_shdict_size(d));
+        }
+        if (msg) {
+            fg_log(LOGGER, warning ? FG_WARNING : FG_ERROR, "%s%s%s", where ? where : "", where ? ": " : "", msg);
+            fg_findings_add(findings, warning ? FG_FINDING_WARNING : FG_FINDING_ERROR, where, msg);
+            free(msg);
         }
     }
 }

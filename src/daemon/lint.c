@@ -142,22 +142,13 @@ void fg_lint_core(const fg_config *cfg, fg_findings *f)
         free(msg);
     }
     /* [shared] NAME = SIZE: the shared dictionaries (pool/shdict.h) */
-    for (size_t i = 0; i < fg_config_section_count(cfg); i++) {
-        if (strcmp(fg_config_section_name(cfg, i), "shared") != 0)
-            continue;
-        for (size_t j = 0; j < fg_config_option_count(cfg, i); j++) {
-            const char *name = fg_config_option_name(cfg, i, j);
-            const char *value = fg_config_option_value(cfg, i, j);
-            size_t size = fg_shdict_parse_size(value);
-            char *msg = NULL;
-            if (!size || size < FG_SHDICT_MIN_SIZE || size > FG_SHDICT_MAX_SIZE)
-                msg = xasprintf("[shared] %s = %s: not a size from 64k to 16g (e.g. 10m)", name, value);
-            else if (strlen(name) > FG_SHDICT_NAME_MAX)
-                msg = xasprintf("[shared] %s: a name of at most %d characters", name, FG_SHDICT_NAME_MAX);
-            if (msg) {
-                fg_findings_add(f, FG_FINDING_ERROR, fg_config_origin(cfg, "shared", name), msg);
-                free(msg);
-            }
+    long shared = fg_config_section_index(cfg, "shared");
+    for (size_t j = 0; shared >= 0 && j < fg_config_option_count(cfg, (size_t)shared); j++) {
+        const char *name = fg_config_option_name(cfg, (size_t)shared, j);
+        char *msg = NULL;
+        if (!fg_shdict_check_spec(name, fg_config_option_value(cfg, (size_t)shared, j), &msg)) {
+            fg_findings_add(f, FG_FINDING_ERROR, fg_config_origin(cfg, "shared", name), msg);
+            free(msg);
         }
     }
     /* A message whose end of data went downstream is never answered 451 (its delivery is under

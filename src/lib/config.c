@@ -176,6 +176,14 @@ bool fg_config_has_section(const fg_config *cfg, const char *section)
     return config_find_section(cfg, section) != NULL;
 }
 
+long fg_config_section_index(const fg_config *cfg, const char *section)
+{
+    for (size_t i = 0; i < fg_config_section_count(cfg); i++)
+        if (strcmp(fg_config_section_name(cfg, i), section) == 0)
+            return (long)i;
+    return -1;
+}
+
 const char *fg_config_origin(const fg_config *cfg, const char *section, const char *option)
 {
     const config_option *o = config_lookup(cfg, section, option);

@@ -29,6 +29,8 @@ int fg_config_read_string(fg_config *cfg, const char *text, const char *name, ch
 /* NULL if the section or option is missing. Option lookup is case-insensitive. */
 const char *fg_config_get(const fg_config *cfg, const char *section, const char *option);
 bool fg_config_has_section(const fg_config *cfg, const char *section);
+/* The index of a section for fg_config_option_count/name/value, or -1 when there is none. */
+long fg_config_section_index(const fg_config *cfg, const char *section);
 /* Origin of an option as "FILE:LINE" (static storage owned by cfg) or NULL for defaults/missing. */
 const char *fg_config_origin(const fg_config *cfg, const char *section, const char *option);
 void fg_config_set(fg_config *cfg, const char *section, const char *option, const char *value);

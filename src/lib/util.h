@@ -39,6 +39,8 @@ char *fg_buf_steal(fg_buf *b, size_t *len);
 bool fg_strcaseprefix(const char *s, const char *prefix);
 char *fg_strtrim(char *s);          /* trims in place, returns s moved past leading blanks */
 void fg_strlower(char *s);
+/* The value of one hex digit (either case), -1 for any other character. */
+int fg_hexval(char c);
 
 /* Seconds since the epoch with microseconds, and a monotonic clock in seconds. */
 double fg_now(void);

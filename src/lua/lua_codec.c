@@ -31,6 +31,7 @@
 #include <stdbool.h>
 
 #include "lua/lua_codec.h"
+#include "lib/util.h"
 #include "lua/lua_core.h"
 #include "lua/lua_message.h"
 
@@ -433,17 +434,6 @@ static int l_codec_header_encode(lua_State *L)
 
 /* ---- quoted-printable (RFC 2045 6.7) ---- */
 
-static int codec_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* codec.qp_decode(s): =XX (either case) decoded, soft line breaks (= at a line's end) removed,
  * blanks before a line break dropped (they were added in transport); a malformed = is kept. */
 static int l_codec_qp_decode(lua_State *L)
@@ -467,8 +457,8 @@ static int l_codec_qp_decode(lua_State *L)
             end--;
         for (size_t k = i; k < end; k++) {
             int hi, lo;
-            if (in[k] == '=' && k + 2 < end && (hi = codec_hexval(in[k + 1])) >= 0 &&
-                (lo = codec_hexval(in[k + 2])) >= 0) {
+            if (in[k] == '=' && k + 2 < end && (hi = fg_hexval(in[k + 1])) >= 0 &&
+                (lo = fg_hexval(in[k + 2])) >= 0) {
                 luaL_addchar(&b, (char)(hi << 4 | lo));
                 k += 2;
             } else {

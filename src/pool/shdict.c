@@ -140,6 +140,20 @@ size_t fg_shdict_parse_size(const char *text)
     return (size_t)(n * mul);
 }
 
+size_t fg_shdict_check_spec(const char *name, const char *value, char **err)
+{
+    size_t size = fg_shdict_parse_size(value);
+    if (!size || size < FG_SHDICT_MIN_SIZE || size > FG_SHDICT_MAX_SIZE) {
+        *err = xasprintf("[shared] %s = %s: not a size from 64k to 16g (e.g. 10m)", name, value);
+        return 0;
+    }
+    if (!*name || strlen(name) > FG_SHDICT_NAME_MAX) {
+        *err = xasprintf("[shared] %s: a name of 1 to %d characters", name, FG_SHDICT_NAME_MAX);
+        return 0;
+    }
+    return size;
+}
+
 fg_shdict *fg_shdict_create(const char *name, size_t size, char **err)
 {
     if (!*name || strlen(name) > FG_SHDICT_NAME_MAX) {

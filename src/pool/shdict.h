@@ -89,5 +89,7 @@ void fg_shdict_list_free_all(fg_shdict_list *s);
 
 /* "10m", "512k", "1g", "65536" -> bytes; 0 on a malformed size. */
 size_t fg_shdict_parse_size(const char *text);
+/* A [shared] line "name = value": its size, or 0 with *err (for lint and the controller). */
+size_t fg_shdict_check_spec(const char *name, const char *value, char **err);
 
 #endif

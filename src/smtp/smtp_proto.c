@@ -211,17 +211,6 @@ char *smtp_params_filter(const char *params, const char *const *allowed)
 
 /* ---------------------------------------------------------------- XFORWARD */
 
-static int smtp_hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Decodes xtext (RFC 3461: "+XX" hex escapes). NULL for a broken escape or a decoded control byte. */
 static char *smtp_xtext_decode(const char *s, size_t len)
 {
@@ -230,8 +219,8 @@ static char *smtp_xtext_decode(const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)s[i];
         if (c == '+') {
-            int hi = i + 2 < len ? smtp_hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? smtp_hex_value(s[i + 2]) : -1;
+            int hi = i + 2 < len ? fg_hexval(s[i + 1]) : -1;
+            int lo = i + 2 < len ? fg_hexval(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 free(out);
                 return NULL;

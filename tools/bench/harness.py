@@ -150,7 +150,7 @@ class Engine:
     """build/fuglu between the load and the sink, with its own config, tempdir and log."""
 
     def __init__(self, root, workdir, name, sink_port, threads=8, prependers="", plugins="",
-                 appenders="", sections=None, plugindir=""):
+                 appenders="", sections=None, plugindir="", main=None):
         self.port = free_port()
         self.dir = os.path.join(workdir, name)
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
@@ -160,7 +160,8 @@ class Engine:
                  "outgoinghost = 127.0.0.1", "outgoingport = %d" % sink_port,
                  "tempdir = %s/tmp" % self.dir, "controlport = %s/control.sock" % self.dir,
                  "plugindir = %s" % plugindir, "prependers = %s" % prependers,
-                 "plugins = %s" % plugins, "appenders = %s" % appenders, "mrtgdir =", "",
+                 "plugins = %s" % plugins, "appenders = %s" % appenders, "mrtgdir ="] + \
+                ["%s = %s" % kv for kv in (main or {}).items()] + ["",
                  "[performance]", "minthreads = %d" % threads, "maxthreads = %d" % threads, ""]
         for section, values in (sections or {}).items():
             lines.append("[%s]" % section)
