@@ -39,9 +39,11 @@ def free_udp_port():
 
 
 class Unbound:
-    def __init__(self, tmpdir, records, zones=("test.",)):
+    def __init__(self, tmpdir, records, zones=("test.",), log_queries=True, threads=1):
         """records: lines of zone data ("name. TTL IN TYPE data"); zones: the local zones they
-        belong to (each answered with NXDOMAIN for names it does not have)."""
+        belong to (each answered with NXDOMAIN for names it does not have). log_queries: for
+        queries(); the benchmark turns it off (a log line per query costs unbound more than the
+        answer)."""
         self.dir = os.path.join(tmpdir, "unbound")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_udp_port()
@@ -58,8 +60,8 @@ class Unbound:
             "  use-syslog: no",
             '  logfile: "%s/unbound.log"' % self.dir,
             "  verbosity: 1",
-            "  log-queries: yes",
-            "  num-threads: 1",
+            "  log-queries: %s" % ("yes" if log_queries else "no"),
+            "  num-threads: %d" % threads,
             "  access-control: 127.0.0.0/8 allow",
             "  do-not-query-localhost: yes",
             '  module-config: "iterator"',
