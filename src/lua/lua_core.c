@@ -24,6 +24,7 @@ static const luaL_Reg core_modules[] = {
     {"fuglu_shared", luaopen_fuglu_shared},
     {"fuglu_dns", luaopen_fuglu_dns},
     {"fuglu_redis", luaopen_fuglu_redis},
+    {"fuglu_http", luaopen_fuglu_http},
     {"fuglu_regex", luaopen_fuglu_regex},
     {"fuglu_htmlstrip", luaopen_fuglu_htmlstrip},
     {"fuglu_stats", luaopen_fuglu_stats},

@@ -34,6 +34,7 @@ int luaopen_fuglu_proc(lua_State *L);       /* lua_proc.c: run a program with a 
 int luaopen_fuglu_shared(lua_State *L);     /* lua_shared.c: dictionaries shared by all workers */
 int luaopen_fuglu_dns(lua_State *L);        /* lua_dns.c: DNS queries (c-ares), cached */
 int luaopen_fuglu_redis(lua_State *L);      /* lua_redis.c: Redis client (hiredis), Sentinel */
+int luaopen_fuglu_http(lua_State *L);       /* lua_http.c: HTTP(S) requests (libcurl) */
 int luaopen_fuglu_regex(lua_State *L);      /* lua_regex.c (+ lua_litset.c): PCRE2 */
 int luaopen_fuglu_htmlstrip(lua_State *L);  /* lua_htmlstrip.c: strip */
 int luaopen_fuglu_stats(lua_State *L);      /* lua_stats.c: the worker's reports to stats.c */
