@@ -157,6 +157,79 @@ function Suspect:add_header(name, value, immediate)
     end
 end
 
+------------------------------------------------------------------------------------------------
+-- Header edits: recorded here, applied once when the message is re-injected (the body is sent
+-- from the original bytes; only the header block is rebuilt)
+------------------------------------------------------------------------------------------------
+
+-- Removes the n-th field called name (1 = the first), or all of them without n.
+function Suspect:remove_header(name, n)
+    self.header_edits = self.header_edits or {}
+    self.header_edits[#self.header_edits + 1] = { op = "remove", name = name:lower(), n = n }
+end
+
+-- Gives the n-th field called name the new value; without n the first keeps its place with the
+-- value and the others go. No such field: it is added (after the added headers' position: on top).
+function Suspect:replace_header(name, value, n)
+    self.header_edits = self.header_edits or {}
+    self.header_edits[#self.header_edits + 1] = { op = "replace", name = name, lname = name:lower(),
+                                                  value = tostring(value), n = n }
+end
+
+-- The Subject, RFC 2047-encoded when it is not ASCII.
+function Suspect:set_subject(text)
+    self:replace_header("Subject", text)
+end
+
+function Suspect:has_header_edits()
+    return self.header_edits ~= nil and #self.header_edits > 0
+end
+
+-- block (header fields, each ending with its line break) with the edits applied.
+function Suspect:apply_header_edits(block)
+    local fields = {}
+    local pos = 1
+    while pos <= #block do
+        local stop = block:find("\n", pos, true) or #block
+        -- continuation lines belong to the field before them
+        while stop < #block and block:sub(stop + 1, stop + 1):match("[ \t]") do
+            stop = block:find("\n", stop + 1, true) or #block
+        end
+        local raw = block:sub(pos, stop)
+        local name = raw:match("^([^:%s]+)%s*:")
+        fields[#fields + 1] = { raw = raw, lname = name and name:lower() }
+        pos = stop + 1
+    end
+    local eol = block:find("\r\n", 1, true) and "\r\n" or (block:find("\n", 1, true) and "\n" or "\r\n")
+    for _, e in ipairs(self.header_edits or {}) do
+        local lname = e.lname or e.name
+        local seen, placed = 0, false
+        local kept = {}
+        for _, f in ipairs(fields) do
+            if f.lname == lname then
+                seen = seen + 1
+                if e.op == "replace" and ((e.n == nil and not placed) or e.n == seen) then
+                    kept[#kept + 1] = { raw = e.name .. ": " .. codec.header_encode(e.name, e.value) .. eol, lname = lname }
+                    placed = true
+                elseif e.op == "replace" and e.n ~= nil then
+                    kept[#kept + 1] = f
+                elseif e.op == "remove" and e.n ~= nil and e.n ~= seen then
+                    kept[#kept + 1] = f
+                end
+            else
+                kept[#kept + 1] = f
+            end
+        end
+        if e.op == "replace" and not placed and e.n == nil then
+            table.insert(kept, 1, { raw = e.name .. ": " .. codec.header_encode(e.name, e.value) .. eol, lname = lname })
+        end
+        fields = kept
+    end
+    local out = {}
+    for i, f in ipairs(fields) do out[i] = f.raw end
+    return table.concat(out)
+end
+
 -- The pending headers as "Name: value\r\n" lines in insertion order (RFC 2047 encoded, folded).
 function Suspect:added_header_lines()
     local lines = {}

@@ -98,6 +98,16 @@ function Worker:send(job, suspect)
     else
         t.prefix = suspect:added_header_lines()
         if suspect:is_modified() then t.source = suspect.source else t.message = suspect.message end
+        if suspect:has_header_edits() then
+            -- the header block rebuilt with the edits; the body goes from the original bytes
+            local block = suspect:get_message_rep():header_block()   -- the fields, each with its line break
+            if t.source then
+                t.source = suspect:apply_header_edits(block) .. t.source:sub(#block + 1)
+            else
+                t.prefix = t.prefix .. suspect:apply_header_edits(block)
+                t.skip = #block
+            end
+        end
     end
     -- the envelope's parameters and XFORWARD come from the job itself (fuglu_job.reinject)
     return self.reinject(t, job)

@@ -8,7 +8,8 @@
  *                         once per job); valid while the worker handles it, an error afterwards
  *   local lib = require "fuglu_job"
  *   lib.reinject(t, job)  -> ok, code, text, temporary, cancelled: t says what Lua decided (host,
- *                            port, helo, timeout, from, rcpts, prefix, source or message); the
+ *                            port, helo, timeout, from, rcpts, prefix, source or message [, skip:
+ *                            leading bytes of message not sent]); the
  *                            envelope's parameters and XFORWARD come from job (without a job, from
  *                            t: mail_params, rcpt_params, xforward; doc/lua-core-api.md)
  *   lib.cancelled()       -> true when the message was answered already and must not be delivered
@@ -366,6 +367,14 @@ static int l_job_reinject(lua_State *L)
         req.body = fg_msg_data(msg);
         req.body_len = fg_msg_len(msg);
         lua_pop(L, 1);
+        /* skip: leading bytes of the message not sent (its header block, replaced in prefix) */
+        lua_getfield(L, 1, "skip");
+        lua_Integer skip = luaL_optinteger(L, -1, 0);
+        lua_pop(L, 1);
+        if (skip < 0 || (size_t)skip > req.body_len)
+            return luaL_error(L, "reinject: skip must be 0 to the message's size");
+        req.body += skip;
+        req.body_len -= (size_t)skip;
     } else {
         lua_pop(L, 1);
         req.body = job_field_string(L, 1, "source", anchor, &req.body_len);
