@@ -8,7 +8,8 @@
 -- <section>", OK/ERROR), "warning" or "error"; text is the message without Fuglu's "ERROR: " or
 -- "WARNING: " prefix, line the transcript line as Fuglu prints it. Without report, lines are printed.
 -- What a plugin's lint() prints is its findings: errors when its lint fails, else info (warnings and
--- errors when the line says so).
+-- errors when the line says so). A lint() that returns false, "service" (Base:service_problem: its
+-- service does not answer) fails `--lint` but, with options.reload, only warns.
 
 local worker = require "fuglu.worker"
 
@@ -25,7 +26,7 @@ local function classify(line, failed)
 end
 
 -- Runs one plugin's lint() with print captured; a crash counts as a failure.
-local function lint_plugin(p, report)
+local function lint_plugin(p, report, reload)
     report("info", nil, string.format("Linting Plugin %s Config section: %s", tostring(p), tostring(p.section)))
     local lines = {}
     local saved = print
@@ -34,15 +35,25 @@ local function lint_plugin(p, report)
         for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
         lines[#lines + 1] = table.concat(parts, "\t")
     end
-    local ok, result = xpcall(function() return p:lint() end, debug.traceback)
+    local ok, result, kind = xpcall(function() return p:lint() end, debug.traceback)
     print = saved
     if not ok then
         lines[#lines + 1] = "ERROR: lint() raised an error: " .. tostring(result)
-        result = false
+        result, kind = false, nil
     end
+    -- at a reload a service that does not answer is a warning: the new generation still starts
+    local soft = not result and kind == "service" and reload
     for _, line in ipairs(lines) do
         local severity, text = classify(line, not result)
+        if soft and severity == "error" then
+            severity = "warning"
+            line = line:gsub("^ERROR: ", "WARNING: ")
+        end
         report(severity, text, line)
+    end
+    if soft then
+        report("info", nil, "WARNING (service check failed; the reload goes on)")
+        return true
     end
     report("info", nil, result and "OK" or "ERROR")
     return result and true or false
@@ -65,7 +76,7 @@ function lint.run(config, options, report)
     local failed = 0
     for _, key in ipairs({ "prependers", "scanners", "appenders" }) do
         for _, p in ipairs(w.chain[key]) do
-            if not lint_plugin(p, report) then failed = failed + 1 end
+            if not lint_plugin(p, report, options and options.reload) then failed = failed + 1 end
         end
     end
     report("info", nil, string.format("%d plugins reported errors.", failed))

@@ -43,6 +43,16 @@ end
 -- Fuglu's name for the default check; a plugin with its own lint() can call it first.
 plugin.check_config = Base.lint
 
+-- What a lint() returns when its service (clamd, spamd, a database) does not answer:
+--   return self:service_problem("clamd at %s: %s", where, err)
+-- `fuglu --lint` counts it as an error; a reload logs it as a WARNING and goes on, since a service
+-- that is down now is no reason to keep the old configuration (the plugin's problem action
+-- handles the messages meanwhile).
+function Base:service_problem(fmt, ...)
+    print("ERROR: " .. string.format(fmt, ...))
+    return false, "service"
+end
+
 -- The declared option names, sorted.
 function Base:option_names()
     local names = {}

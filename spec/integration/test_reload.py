@@ -101,6 +101,18 @@ def proc_state(pid):
         return None
 
 
+SERVICE_PLUGIN = r"""
+local plugin = require "fuglu.plugin"
+local actions = require "fuglu.actions"
+local P = plugin.scanner{ name = "NeedsService", description = "lints a service that is down" }
+function P:examine() return actions.DUNNO end
+function P:lint()
+    return self:service_problem("scanner service at %s: connection refused", "127.0.0.1:1")
+end
+return P
+"""
+
+
 class ReloadCase(FugluCase):
     """FugluCase with helpers to rewrite the config and reload."""
 
@@ -401,6 +413,30 @@ class BrokenReloadTests(ReloadCase):
         # asking again with the same broken files is refused again (not "nothing changed")
         self.reload_refused()
         self.assert_old_generation_serves()
+
+    def test_service_down_warns_at_reload_but_fails_lint(self):
+        """A plugin whose service does not answer (lint returns service_problem) fails --lint, but
+        a reload logs a WARNING and builds the new generation: a service that is down now is no
+        reason to keep the old configuration."""
+        with open(os.path.join(self.plugdir, "needsservice.lua"), "w") as f:
+            f.write(SERVICE_PLUGIN)
+        self.reconfigure(main__plugins="actionoverride,testaction,needsservice")
+        r = subprocess.run([FUGLU_BIN, "--lint", "-c", self.daemon.conf], capture_output=True, text=True,
+                           timeout=60 * SCALE)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("ERROR: scanner service at 127.0.0.1:1: connection refused", r.stdout)
+        offset = self.log_size()
+        rc, out = self.control_reload()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out.splitlines()[0], "WARNING: scanner service at 127.0.0.1:1: connection refused")
+        self.assertRegex(out, r"(?m)^OK: reloaded \(generation \d+\)$")
+        wait_for(lambda: "scanner service" in self.log_since(offset), 5)
+        log = self.log_since(offset)
+        self.assertRegex(log, r"fuglu\.MainController: WARNING .*scanner service at 127\.0\.0\.1:1: connection refused")
+        self.assertNotRegex(log, r"ERROR .*scanner service")
+        self.assert_serving("with the new plugin")
+        self.reconfigure(main__plugins="actionoverride,testaction")
+        self.reload_ok()
 
     def test_edited_plugin_in_use_with_syntax_error(self):
         src = self.testaction_src.replace("local function trim(s)",

@@ -179,7 +179,7 @@ fg_generation *fg_generation_new(const fg_generation_env *env, fg_config *cfg, c
         free(msg);
     }
     fg_config_check_core(cfg, add_error, findings);
-    if (findings->errors == errors_before && check && fg_lua_lint(cfg, &env->lua, findings) > 0
+    if (findings->errors == errors_before && check && fg_lua_lint(cfg, &env->lua, findings, true) > 0
         && findings->errors == errors_before)
         fg_findings_add(findings, FG_FINDING_ERROR, NULL, "plugin lint failed");
     if (findings->errors > errors_before) {

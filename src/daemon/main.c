@@ -62,7 +62,7 @@ static int run_lint(const fg_config *cfg, const fg_lua_env *env, const char *log
     printf("Fuglu %s\n---------- LINT MODE ----------\n", FUGLU_VERSION);
     fg_findings core = {0}, plugins = {0}, logging = {0};
     fg_lint_core(cfg, &core);
-    int plugin_errors = fg_lua_lint(cfg, env, &plugins);
+    int plugin_errors = fg_lua_lint(cfg, env, &plugins, false);
     fg_lint_logging(logging_conf, &logging);
     fg_findings_print(&core, stdout);
     fg_findings_print(&plugins, stdout);

@@ -411,7 +411,7 @@ static int l_worker_lint_report(lua_State *L)
     return 0;
 }
 
-int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f)
+int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f, bool at_reload)
 {
     size_t before = f->errors;
     lua_State *L = fg_lua_new_state(env);
@@ -432,6 +432,8 @@ int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f)
         lua_getfield(L, -1, "run");
         fg_lua_push_config(L, cfg);
         worker_push_options(L, env, "lint");
+        lua_pushboolean(L, at_reload);   /* a service that does not answer only warns at a reload */
+        lua_setfield(L, -2, "reload");
         lua_pushlightuserdata(L, f);
         lua_pushcclosure(L, l_worker_lint_report, 1);
         if (lua_pcall(L, 3, 1, tb) != 0) {

@@ -45,8 +45,9 @@ typedef struct fg_lua_scanner {
 fg_scanner fg_lua_scanner_of(fg_lua_scanner *ls);
 
 /* The plugin part of the lint (--lint and every reload): loads every plugin and runs each lint; its
- * transcript goes into f (lint.h). Returns the number of errors. */
-int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f);
+ * transcript goes into f (lint.h). Returns the number of errors. at_reload: a plugin whose service
+ * does not answer (its lint returned false, "service") only warns. */
+int fg_lua_lint(const fg_config *cfg, const fg_lua_env *env, fg_findings *f, bool at_reload);
 
 /* Where lua/ is: $FUGLU_LUADIR, else lua/ of the source tree when the program runs from build/,
  * else PREFIX/share/fuglu/lua next to an installed PREFIX/bin program, else the compiled-in data
