@@ -16,7 +16,10 @@ import threading
 import time
 
 from dnsserver import Unbound
-from harness import FugluCase, PLUGIN_DIR, SCALE, make_message
+import re
+import urllib.request
+
+from harness import FugluCase, PLUGIN_DIR, SCALE, free_port, make_message
 
 PROBE_PLUGIN = r'''
 local plugin = require "fuglu.plugin"
@@ -182,6 +185,8 @@ class HttpTests(FugluCase):
         cls.unbound = Unbound(cls.tmpdir, ["web.test. 300 IN A 127.0.0.1",
                                            "test. 3600 IN SOA ns.test. h.test. 1 3600 600 86400 60"]).start()
         values["main.nameservers"] = "127.0.0.1:%d" % cls.unbound.port
+        cls.metricsport = free_port()
+        values["main.metricsport"] = str(cls.metricsport)
 
     @classmethod
     def _cleanup(cls):
@@ -243,3 +248,18 @@ class HttpTests(FugluCase):
         self.assertEqual(r["byname"], "200")
         self.assertIn("cannot resolve nowhere.test: nowhere.test A: NXDOMAIN", r["unknown"])
         self.assertIn("the host is a name", r["raw"])
+
+    def test_zz_network_calls_in_metrics(self):
+        """/metrics counts each plugin's calls per kind: the HTTP requests and the DNS lookups
+        fuglu.http made for the names."""
+        self.probe("names", self.base(self.plain, host="web.test"))
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metricsport, timeout=10 * SCALE) as r:
+            body = r.read().decode()
+        self.assertIn("# TYPE fuglu_plugin_network_calls_total counter", body)
+        calls = dict(re.findall(r'^fuglu_plugin_network_calls_total\{plugin="HttpProbe",kind="(\w+)"\} (\d+)$',
+                                body, re.M))
+        self.assertGreaterEqual(int(calls.get("http", 0)), 2, body[-3000:])
+        self.assertGreaterEqual(int(calls.get("dns", 0)), 2, body[-3000:])
+        errors = dict(re.findall(r'^fuglu_plugin_network_errors_total\{plugin="HttpProbe",kind="(\w+)"\} (\d+)$',
+                                 body, re.M))
+        self.assertGreaterEqual(int(errors.get("dns", 0)), 1)      # nowhere.test: NXDOMAIN

@@ -9,13 +9,14 @@ threads on loopback (TCP on 127.0.0.1 and ::1, a unix socket, UDP), stopped with
 
 import base64
 import hashlib
+import json
 import os
 import socket
 import socketserver
 import threading
 import time
 
-from harness import FugluCase, PLUGIN_DIR, SCALE, free_port, make_message, wait_for
+from harness import FugluCase, PLUGIN_DIR, SCALE, control, free_port, make_message, wait_for
 
 PROBE_PLUGIN = r'''
 local plugin = require "fuglu.plugin"
@@ -454,6 +455,22 @@ class SocketApiTests(FugluCase):
             self.assertLess(time.monotonic() - t0, 2 * SCALE)
         self.assertLess(time.monotonic() - start, 50 * SCALE)
         self.assertEqual(self.probe("ping", self.tcp)["reply"], "PONG")
+
+
+    def test_zz_network_calls_in_pluginstats(self):
+        """Each plugin's socket calls are counted, with errors and time, in pluginstats (text and
+        JSON), whichever backend made them."""
+        self.probe("ping", self.tcp)
+        self.probe("silent", self.tcp)
+        sock = os.path.join(self.tmpdir, "control.sock")
+        stats = json.loads(control(sock, "pluginstats --json"))
+        net = stats["ProbePlugin"]["network"]["socket"]
+        self.assertGreaterEqual(net["calls"], 6, stats)          # connect, send, receive twice at least
+        self.assertGreaterEqual(net["errors"], 1, stats)         # the silent read
+        self.assertGreater(net["seconds"], 0.25, stats)          # the 300 ms timeout is in it
+        self.assertEqual(stats["ProbePlugin"]["network"]["dns"]["calls"], 0)
+        text = control(sock, "pluginstats")
+        self.assertRegex(text, r"(?m)^ProbePlugin\s+socket\s+\d+\s+\d+\s+[\d.]+$")
 
 
 class SocketApiProcesses(SocketApiTests):

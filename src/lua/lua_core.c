@@ -3,6 +3,7 @@
  * the library entry luaopen_fuglu_core, which only busted and the bench scripts use.
  */
 #include "lua/lua_core.h"
+#include "monitor/stats.h"
 #include "lib/util.h"
 
 #include <lauxlib.h>
@@ -127,4 +128,12 @@ void fg_lua_guard_release(fg_lua_guard *guard)
         guard->release(guard->ptr);
     if (guard)
         guard->ptr = NULL;
+}
+
+int fg_lua_net_counted(lua_State *L, lua_CFunction f, int kind)
+{
+    double t0 = fg_monotonic();
+    int n = f(L);
+    fg_stats_net_call(kind, fg_monotonic() - t0, n >= 1 && lua_isnil(L, -n));
+    return n;
 }

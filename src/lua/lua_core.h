@@ -52,6 +52,11 @@ int fg_lua_new_module(lua_State *L, const luaL_Reg *functions);
 int fg_lua_class_metatable(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                            lua_CFunction tostring);
 
+/* Runs f (a network call of a toolkit module) and adds it to the running plugin's network
+ * counters (monitor/stats.h: kind FG_STATS_NET_*): its time, and an error when its first result is
+ * nil (the modules' nil, err convention). */
+int fg_lua_net_counted(lua_State *L, lua_CFunction f, int kind);
+
 /* The message handler for lua_pcall: the error text with a traceback appended. */
 int fg_lua_traceback(lua_State *L);
 /* The error strings of an array at idx (or one string there) joined by newlines; fallback when

@@ -20,6 +20,7 @@
  * TTL (at most an hour), SERVFAIL and timeouts are not cached.
  */
 #include "lua/lua_core.h"
+#include "monitor/stats.h"
 #include "lua/lua_shared.h"
 #include "lib/dnsmsg.h"
 #include "pool/job.h"
@@ -490,9 +491,13 @@ static int l_dns_resolver(lua_State *L)
     return 1;
 }
 
+/* the network calls, counted for the running plugin (fuglu_control pluginstats, /metrics) */
+static int l_dns_query_counted(lua_State *L) { return fg_lua_net_counted(L, l_dns_query, FG_STATS_NET_DNS); }
+static int l_dns_query_many_counted(lua_State *L) { return fg_lua_net_counted(L, l_dns_query_many, FG_STATS_NET_DNS); }
+
 static const luaL_Reg dns_methods[] = {
-    {"query", l_dns_query},
-    {"query_many", l_dns_query_many},
+    {"query", l_dns_query_counted},
+    {"query_many", l_dns_query_many_counted},
     {NULL, NULL},
 };
 

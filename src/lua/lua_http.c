@@ -24,6 +24,7 @@
  * call blocks the worker and ends at its timeout or the message's deadline, whichever is first.
  */
 #include "lua/lua_core.h"
+#include "monitor/stats.h"
 #include "lua/lua_message.h"
 #include "pool/job.h"
 #include "lib/util.h"
@@ -337,8 +338,11 @@ static int l_http_request(lua_State *L)
     return 1;
 }
 
+/* the network calls, counted for the running plugin (fuglu_control pluginstats, /metrics) */
+static int l_http_request_counted(lua_State *L) { return fg_lua_net_counted(L, l_http_request, FG_STATS_NET_HTTP); }
+
 static const luaL_Reg http_functions[] = {
-    {"request", l_http_request},
+    {"request", l_http_request_counted},
     {NULL, NULL},
 };
 

@@ -23,6 +23,7 @@
  * looked up. Each command ends at the timeout or at the message's deadline, whichever is first.
  */
 #include "lua/lua_core.h"
+#include "monitor/stats.h"
 #include "pool/job.h"
 #include "lib/util.h"
 
@@ -523,10 +524,15 @@ static int l_redis_connect(lua_State *L)
     return 1;
 }
 
+/* the network calls, counted for the running plugin (fuglu_control pluginstats, /metrics) */
+static int l_redis_call_counted(lua_State *L) { return fg_lua_net_counted(L, l_redis_call, FG_STATS_NET_REDIS); }
+static int l_redis_pipeline_counted(lua_State *L) { return fg_lua_net_counted(L, l_redis_pipeline, FG_STATS_NET_REDIS); }
+static int l_redis_eval_counted(lua_State *L) { return fg_lua_net_counted(L, l_redis_eval, FG_STATS_NET_REDIS); }
+
 static const luaL_Reg redis_methods[] = {
-    {"call", l_redis_call},
-    {"pipeline", l_redis_pipeline},
-    {"eval", l_redis_eval},
+    {"call", l_redis_call_counted},
+    {"pipeline", l_redis_pipeline_counted},
+    {"eval", l_redis_eval_counted},
     {"close", l_redis_close},
     {NULL, NULL},
 };

@@ -34,6 +34,7 @@
  * to the same peer when one is idle, still open and not past its idle time.
  */
 #include "lua/lua_core.h"
+#include "monitor/stats.h"
 #include "lua/lua_message.h"
 #include "pool/job.h"
 #include "lib/util.h"
@@ -730,15 +731,22 @@ static int l_sock_receiveany(lua_State *L)
     return 1;
 }
 
+/* the network calls, counted for the running plugin (fuglu_control pluginstats, /metrics) */
+static int l_sock_connect_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_connect, FG_STATS_NET_SOCKET); }
+static int l_sock_send_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_send, FG_STATS_NET_SOCKET); }
+static int l_sock_receive_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_receive, FG_STATS_NET_SOCKET); }
+static int l_sock_receiveuntil_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_receiveuntil, FG_STATS_NET_SOCKET); }
+static int l_sock_receiveany_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_receiveany, FG_STATS_NET_SOCKET); }
+
 static const luaL_Reg sock_methods[] = {
     {"settimeouts", l_sock_settimeouts},
     {"settimeout", l_sock_settimeout},
-    {"connect", l_sock_connect},
+    {"connect", l_sock_connect_counted},
     {"setpeername", l_sock_setpeername},
-    {"send", l_sock_send},
-    {"receive", l_sock_receive},
-    {"receiveuntil", l_sock_receiveuntil},
-    {"receiveany", l_sock_receiveany},
+    {"send", l_sock_send_counted},
+    {"receive", l_sock_receive_counted},
+    {"receiveuntil", l_sock_receiveuntil_counted},
+    {"receiveany", l_sock_receiveany_counted},
     {"shutdown", l_sock_shutdown},
     {"setkeepalive", l_sock_setkeepalive},
     {"getreusedtimes", l_sock_getreusedtimes},

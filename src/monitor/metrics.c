@@ -142,6 +142,29 @@ void fg_metrics_render_prometheus(fg_buf *b, const fg_stats_snapshot *snap, long
             fg_buf_printf(b, "\",action=\"%s\"} %llu\n", fg_stats_action_names[a],
                           (unsigned long long)snap->plugins[i].decisions[a]);
         }
+    static const char *const net_metrics[3][2] = {
+        {"fuglu_plugin_network_calls_total", "Network calls plugins made (socket, dns, redis, http)."},
+        {"fuglu_plugin_network_errors_total", "Network calls of plugins that failed or timed out."},
+        {"fuglu_plugin_network_seconds_total", "Time plugins waited on network calls."},
+    };
+    for (int m = 0; m < 3; m++) {
+        metrics_head(b, net_metrics[m][0], "counter", net_metrics[m][1]);
+        for (size_t i = 0; i < snap->nplugins; i++)
+            for (int k = 0; k < FG_STATS_NET_KINDS; k++) {
+                const fg_stats_net *n = &snap->plugins[i].net;
+                if (!n->calls[k])
+                    continue;
+                fg_buf_printf(b, "%s{plugin=\"", net_metrics[m][0]);
+                metrics_label(b, snap->plugins[i].name);
+                fg_buf_printf(b, "\",kind=\"%s\"} ", fg_stats_net_names[k]);
+                if (m == 0)
+                    fg_buf_printf(b, "%llu\n", (unsigned long long)n->calls[k]);
+                else if (m == 1)
+                    fg_buf_printf(b, "%llu\n", (unsigned long long)n->errors[k]);
+                else
+                    fg_buf_printf(b, "%.6f\n", n->seconds[k]);
+            }
+    }
     metrics_head(b, "fuglu_plugin_duration_seconds", "histogram", "Time of each plugin run.");
     for (size_t i = 0; i < snap->nplugins; i++) {
         fg_buf labels;

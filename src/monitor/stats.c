@@ -161,8 +161,54 @@ static stats_plugin *stats_plugin_get(fg_stats *s, const char *name)
     return p;
 }
 
+const char *const fg_stats_net_names[FG_STATS_NET_KINDS] = {"socket", "dns", "redis", "http"};
+
+static _Thread_local fg_stats_net stats_net_pending;
+static _Thread_local bool stats_net_any;
+
+void fg_stats_net_call(int kind, double seconds, bool error)
+{
+    if (kind < 0 || kind >= FG_STATS_NET_KINDS)
+        return;
+    stats_net_pending.calls[kind]++;
+    stats_net_pending.errors[kind] += error;
+    stats_net_pending.seconds[kind] += seconds > 0 ? seconds : 0;
+    stats_net_any = true;
+}
+
+static void stats_net_add(fg_stats_net *to, const fg_stats_net *n)
+{
+    for (int k = 0; k < FG_STATS_NET_KINDS; k++) {
+        to->calls[k] += n->calls[k];
+        to->errors[k] += n->errors[k];
+        to->seconds[k] += n->seconds[k];
+    }
+}
+
+void fg_stats_plugin_net(fg_stats *s, const char *plugin, const fg_stats_net *n)
+{
+    if (!s && plugin && stats_forwarder && stats_forwarder->plugin_net)
+        stats_forwarder->plugin_net(plugin, n);
+    if (!s || !plugin)
+        return;
+    pthread_mutex_lock(&s->plugins_lock);
+    stats_net_add(&stats_plugin_get(s, plugin)->net, n);
+    pthread_mutex_unlock(&s->plugins_lock);
+}
+
+/* The calls made since the last plugin ended belong to this one. */
+static void stats_net_flush(fg_stats *s, const char *plugin)
+{
+    if (!stats_net_any)
+        return;
+    fg_stats_plugin_net(s, plugin, &stats_net_pending);
+    memset(&stats_net_pending, 0, sizeof stats_net_pending);
+    stats_net_any = false;
+}
+
 void fg_stats_plugin_run(fg_stats *s, const char *plugin, double seconds, int action)
 {
+    stats_net_flush(s, plugin);
     if (!s && plugin && stats_forwarder)
         stats_forwarder->plugin_run(plugin, seconds, action);
     if (!s || !plugin)
@@ -180,6 +226,7 @@ void fg_stats_plugin_run(fg_stats *s, const char *plugin, double seconds, int ac
 
 void fg_stats_plugin_error(fg_stats *s, const char *plugin)
 {
+    stats_net_flush(s, plugin);
     if (!s && plugin && stats_forwarder)
         stats_forwarder->plugin_error(plugin);
     if (!s || !plugin)
@@ -387,6 +434,7 @@ void fg_stats_snapshot_take(fg_stats *s, fg_stats_snapshot *out)
         q->time_sum = p->time_sum;
         memcpy(q->decisions, p->decisions, sizeof q->decisions);
         memcpy(q->buckets, p->buckets, sizeof q->buckets);
+        q->net = p->net;
     }
     pthread_mutex_unlock(&s->plugins_lock);
     qsort(out->plugins, out->nplugins, sizeof *out->plugins, stats_plugin_cmp);

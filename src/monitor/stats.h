@@ -67,6 +67,21 @@ void fg_stats_reinject_failed(fg_stats *s);
 void fg_stats_plugin_run(fg_stats *s, const char *plugin, double seconds, int action);
 void fg_stats_plugin_error(fg_stats *s, const char *plugin);
 
+/* ---- plugins' network calls ---- */
+
+/* What a plugin's calls through the toolkit's modules cost, per kind. A worker adds each call to
+ * its thread's pending counters (fg_stats_net_call, from lua_socket.c, lua_dns.c, lua_redis.c,
+ * lua_http.c); fg_stats_plugin_run and fg_stats_plugin_error book them to that plugin. */
+enum { FG_STATS_NET_SOCKET, FG_STATS_NET_DNS, FG_STATS_NET_REDIS, FG_STATS_NET_HTTP, FG_STATS_NET_KINDS };
+extern const char *const fg_stats_net_names[FG_STATS_NET_KINDS];
+typedef struct fg_stats_net {
+    uint64_t calls[FG_STATS_NET_KINDS], errors[FG_STATS_NET_KINDS];
+    double seconds[FG_STATS_NET_KINDS];
+} fg_stats_net;
+void fg_stats_net_call(int kind, double seconds, bool error);
+/* Adds n to plugin's network counters (the parent, for a process worker's report). */
+void fg_stats_plugin_net(fg_stats *s, const char *plugin, const fg_stats_net *n);
+
 /* ---- the last errors (exceptionlist) ---- */
 
 /* thread NULL = the calling worker's name (or "MainThread"). */
@@ -101,6 +116,7 @@ typedef struct fg_stats_forwarder {
     void (*exception)(const char *info, const char *traceback);
     void (*worker_state)(const char *state, bool busy);
     void (*worker_plugin)(const char *suspect, const char *plugin);
+    void (*plugin_net)(const char *plugin, const fg_stats_net *n);
 } fg_stats_forwarder;
 void fg_stats_set_forwarder(const fg_stats_forwarder *f);
 /* Whether a recording call made now on this thread is kept (a worker slot or a forwarder). */
@@ -116,6 +132,7 @@ typedef struct fg_stats_plugin_snapshot {
     uint64_t decisions[FG_STATS_ACTIONS];
     double time_sum;
     uint64_t buckets[FG_STATS_BUCKETS];   /* not cumulative */
+    fg_stats_net net;
 } fg_stats_plugin_snapshot;
 
 typedef struct fg_stats_worker_snapshot {

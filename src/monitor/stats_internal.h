@@ -17,6 +17,7 @@ typedef struct stats_plugin {
     uint64_t decisions[FG_STATS_ACTIONS];
     double time_sum;
     uint64_t buckets[FG_STATS_BUCKETS];
+    fg_stats_net net;
 } stats_plugin;
 
 typedef struct stats_exception {

@@ -104,7 +104,15 @@ static void stats_render_plugins_json(fg_buf *b, const fg_stats_snapshot *snap)
         stats_json_number(b, p->runs ? p->time_sum / (double)p->runs : 0);
         fg_buf_puts(b, ", \"p99_seconds\": ");
         stats_json_number(b, fg_stats_quantile(p->buckets, 0.99));
-        fg_buf_puts(b, "}");
+        fg_buf_puts(b, ", \"network\": {");
+        for (int k = 0; k < FG_STATS_NET_KINDS; k++) {
+            fg_buf_printf(b, "%s\"%s\": {\"calls\": %llu, \"errors\": %llu, \"seconds\": ", k ? ", " : "",
+                          fg_stats_net_names[k], (unsigned long long)p->net.calls[k],
+                          (unsigned long long)p->net.errors[k]);
+            stats_json_number(b, p->net.seconds[k]);
+            fg_buf_puts(b, "}");
+        }
+        fg_buf_puts(b, "}}");
     }
     fg_buf_puts(b, "}");
 }
@@ -256,6 +264,23 @@ void fg_stats_render_pluginstats(fg_stats *s, fg_buf *b, bool json)
                                   (unsigned long long)p->decisions[a]);
                 }
             fg_buf_puts(b, "\n");
+        }
+        /* the plugins' network calls, for those that made any */
+        bool header = false;
+        for (size_t i = 0; i < snap.nplugins; i++) {
+            const fg_stats_plugin_snapshot *p = &snap.plugins[i];
+            for (int k = 0; k < FG_STATS_NET_KINDS; k++) {
+                if (!p->net.calls[k])
+                    continue;
+                if (!header) {
+                    fg_buf_printf(b, "\n%-30s %-8s %10s %8s %12s\n", "network calls", "kind", "calls", "errors",
+                                  "mean");
+                    header = true;
+                }
+                fg_buf_printf(b, "%-30s %-8s %10llu %8llu %12.4f\n", p->name, fg_stats_net_names[k],
+                              (unsigned long long)p->net.calls[k], (unsigned long long)p->net.errors[k],
+                              p->net.seconds[k] / (double)p->net.calls[k]);
+            }
         }
     }
     fg_stats_snapshot_free(&snap);

@@ -277,6 +277,20 @@ static void handle_frame(procpool *p, child *c, const unsigned char *buf, size_t
     case 'F':
         fg_stats_reinject_failed(p->o.stats);
         return;
+    case 'N': {
+        char *plugin = fg_frame_get_str(&r);
+        fg_stats_net n;
+        memset(&n, 0, sizeof n);
+        for (int k = 0; k < FG_STATS_NET_KINDS; k++) {
+            n.calls[k] = fg_frame_get_u32(&r);
+            n.errors[k] = fg_frame_get_u32(&r);
+            n.seconds[k] = fg_frame_get_u32(&r) / 1e6;
+        }
+        if (!r.bad && plugin)
+            fg_stats_plugin_net(p->o.stats, plugin, &n);
+        free(plugin);
+        return;
+    }
     case 'P': case 'Q': case 'X': case 'W': case 'U': {
         char *a = fg_frame_get_str(&r), *b = fg_frame_get_str(&r);
         uint32_t n1 = fg_frame_get_u32(&r), n2 = fg_frame_get_u32(&r);

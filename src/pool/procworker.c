@@ -67,9 +67,25 @@ static void fwd_exception(const char *info, const char *traceback) { forward('X'
 static void fwd_worker_state(const char *state, bool busy) { forward('W', state, "", busy, 0); }
 static void fwd_worker_plugin(const char *suspect, const char *plugin) { forward('U', suspect, plugin, 0, 0); }
 
+/* 'N': the plugin, then per kind calls, errors and microseconds */
+static void fwd_plugin_net(const char *plugin, const fg_stats_net *n)
+{
+    fg_buf f;
+    fg_buf_init(&f);
+    fg_buf_append(&f, "N", 1);
+    fg_frame_put_str(&f, plugin);
+    for (int k = 0; k < FG_STATS_NET_KINDS; k++) {
+        fg_frame_put_u32(&f, (uint32_t)n->calls[k]);
+        fg_frame_put_u32(&f, (uint32_t)n->errors[k]);
+        fg_frame_put_u32(&f, (uint32_t)(n->seconds[k] * 1e6 > 4e9 ? 4e9 : n->seconds[k] * 1e6));
+    }
+    fg_frame_send(child_fd, &f, -1);
+    fg_buf_free(&f);
+}
+
 static const fg_stats_forwarder child_forwarder = {
     fwd_message_done, fwd_reinject_failed, fwd_plugin_run, fwd_plugin_error,
-    fwd_exception, fwd_worker_state, fwd_worker_plugin,
+    fwd_exception, fwd_worker_state, fwd_worker_plugin, fwd_plugin_net,
 };
 
 static int child_send_simple(int fd, char type, const char *text)
