@@ -7,7 +7,7 @@ DESTDIR  ?=
 SYSCONFDIR ?= /etc/fuglu
 DATADIR  ?= $(PREFIX)/share/fuglu
 
-PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8 libcrypto libcares hiredis libcurl
+PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8 libssl libcrypto libcares hiredis libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

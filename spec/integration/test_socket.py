@@ -13,6 +13,8 @@ import json
 import os
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 import time
 
@@ -151,6 +153,25 @@ function scenarios.udp(r, spec)
     s:close()
 end
 
+function scenarios.tls(r, spec, suspect)
+    local ca = suspect:get_message_rep():header("X-Probe-CA")[1]
+    local function try(opts)
+        local s, ok, err = connect(spec)
+        if not ok then return err end
+        ok, err = s:sslhandshake(opts)
+        if not ok then s:close() return err end
+        s:send("PING\n")
+        local line, rerr = s:receive()
+        s:close()
+        return tostring(line or rerr)
+    end
+    r.trusted = try{ servername = "web.test", cafile = ca }
+    r.untrusted = try{ servername = "web.test" }
+    r.wrongname = try{ servername = "other.test", cafile = ca }
+    r.noverify = try{ verify = false }
+    r.byaddress = try{ cafile = ca }          -- no servername: the certificate's IP is checked
+end
+
 -- A long read timeout: the message's scan_timeout ends the read first.
 function scenarios.deadline(r, spec)
     local s, ok = connect(spec, 60000)
@@ -255,6 +276,52 @@ class StubHandler(socketserver.BaseRequestHandler):
             return
 
 
+class TlsEcho:
+    """A TLS server answering PING with PONG, with a certificate for web.test and 127.0.0.1."""
+
+    def __init__(self, tmpdir):
+        self.cert = os.path.join(tmpdir, "tls.pem")
+        key = os.path.join(tmpdir, "tls.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=web.test", "-addext", "subjectAltName=DNS:web.test,IP:127.0.0.1",
+                        "-keyout", key, "-out", self.cert], check=True, capture_output=True, timeout=60)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.server_address = self.sock.getsockname()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        try:
+            conn.settimeout(10)
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+            if tls.recv(100).startswith(b"PING"):
+                tls.sendall(b"PONG\r\n")
+            tls.close()
+        except (OSError, ssl.SSLError):
+            conn.close()
+
+    def shutdown(self):
+        self.stopping.set()
+        self.thread.join(5)
+
+    def server_close(self):
+        self.sock.close()
+
+
 class ThreadingTCP6(socketserver.ThreadingTCPServer):
     address_family = socket.AF_INET6
 
@@ -327,6 +394,9 @@ class SocketApiTests(FugluCase):
         cls.udp = "127.0.0.1:%d" % cls.stubs[-1].server_address[1]
         cls.stubs.append(Acceptor())
         cls.acceptor = "127.0.0.1:%d" % cls.stubs[-1].server_address[1]
+        cls.stubs.append(TlsEcho(cls.tmpdir))
+        cls.tls = "127.0.0.1:%d" % cls.stubs[-1].server_address[1]
+        cls.tls_ca = cls.stubs[-1].cert
 
     @classmethod
     def _cleanup(cls):
@@ -336,9 +406,9 @@ class SocketApiTests(FugluCase):
             s.server_close()
         super()._cleanup()
 
-    def probe(self, name, peer, subject=None, body="Hello.\r\n"):
+    def probe(self, name, peer, subject=None, body="Hello.\r\n", headers=()):
         before = self.sink_count()
-        reply = self.send_one(make_message([("X-Probe", name), ("X-Probe-Peer", peer)], body=body,
+        reply = self.send_one(make_message([("X-Probe", name), ("X-Probe-Peer", peer)] + list(headers), body=body,
                                            subject=subject or name))
         self.assertTrue(reply.startswith("250 "), "%s: %s\n%s" % (name, reply, self.daemon.log_tail(30)))
         msgs = self.wait_sink(before + 1)
@@ -407,6 +477,16 @@ class SocketApiTests(FugluCase):
         self.assertEqual((r["reused1"], r["reused2"]), ("0", "1"), r)
         self.assertEqual((r["reply1"], r["reply2"]), ("PONG", "PONG"))
         self.assertEqual((r["keep1"], r["keep2"]), ("true", "true"))
+
+    def test_tls_verifies_the_certificate_and_the_name(self):
+        r = self.probe("tls", self.tls, headers=[("X-Probe-CA", self.tls_ca)])
+        self.assertEqual(r["trusted"], "PONG")
+        self.assertIn("TLS with %s" % self.tls, r["untrusted"])
+        self.assertIn("certificate verify failed", r["untrusted"])
+        self.assertIn("certificate verify failed", r["wrongname"])
+        self.assertIn("hostname mismatch", r["wrongname"])
+        self.assertEqual(r["noverify"], "PONG")
+        self.assertEqual(r["byaddress"], "PONG")
 
     def test_udp(self):
         r = self.probe("udp", self.udp)

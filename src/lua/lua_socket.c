@@ -16,6 +16,9 @@
  *   ok, err = s:shutdown("send")                 -- the peer reads end of file (clamd, spamd)
  *   ok, err = s:setkeepalive([idle_ms [, pool_size]])  -- back to this worker's pool, s is closed
  *   n = s:getreusedtimes()                       -- 0 for a fresh connection
+ *   ok, err = s:sslhandshake{servername =, verify = true, cafile =}   -- TLS from here on (OpenSSL):
+ *                                                -- the certificate and the name (servername, else
+ *                                                -- the address) checked; not kept by setkeepalive
  *   s:close()
  *   UDP: s:setpeername(host, port), s:send(string), s:receive([max])
  *
@@ -40,6 +43,9 @@
 #include "lib/util.h"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <netinet/in.h>
@@ -64,6 +70,7 @@ typedef struct sock {
     int connect_ms, send_ms, read_ms;
     int reused;
     char peer[160];             /* "127.0.0.1:3310", "[::1]:783", "unix:/path": errors and pool key */
+    SSL *ssl;                   /* after sslhandshake: every byte goes through it */
     char *rbuf;                 /* received and not yet returned: rbuf[rpos..rlen) */
     size_t rpos, rlen, rcap;
 } sock;
@@ -141,6 +148,10 @@ static sock *sock_check_open(lua_State *L)
 
 static void sock_close_fd(sock *s)
 {
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -273,6 +284,11 @@ static int l_sock_setkeepalive(lua_State *L)
     lua_Integer size = luaL_optinteger(L, 3, 8);
     luaL_argcheck(L, idle_ms > 0, 2, "idle time in milliseconds");
     luaL_argcheck(L, size > 0, 3, "pool size per peer");
+    if (s->ssl) {   /* a TLS session is not pooled: closed, as a keepalive that did not happen */
+        sock_close_fd(s);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     if (s->type != SOCK_STREAM || s->rpos < s->rlen) {
         /* unread bytes would answer the next user's request: not reusable */
         sock_close_fd(s);
@@ -415,8 +431,123 @@ static int l_sock_setpeername(lua_State *L)
 /* ---- sending ---- */
 
 /* Writes all of iov[0..n) (modified) before the send timeout; 0, or -1 with *why. */
+/* ---- TLS ---- */
+
+/* After a TLS call returned r <= 0: waits for what it wants (1 to retry), or 0/-1 with *why. */
+static int sock_tls_wait(sock *s, int r, double until, const char **why)
+{
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        int p = sock_poll(s, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, until, why);
+        return p == 1 ? 1 : -1;
+    }
+    if (e == SSL_ERROR_SYSCALL && errno) {
+        *why = strerror(errno);
+        return -1;
+    }
+    unsigned long code = ERR_get_error();
+    static _Thread_local char text[200];
+    if (code)
+        ERR_error_string_n(code, text, sizeof text);
+    else
+        snprintf(text, sizeof text, "TLS error %d", e);
+    ERR_clear_error();
+    *why = text;
+    return -1;
+}
+
+static int sock_tls_write(sock *s, const char *data, size_t len, double until, const char **why)
+{
+    while (len > 0) {
+        int chunk = len > (1 << 30) ? 1 << 30 : (int)len;
+        int w = SSL_write(s->ssl, data, chunk);
+        if (w > 0) {
+            data += w;
+            len -= (size_t)w;
+        } else if (sock_tls_wait(s, w, until, why) != 1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* s:sslhandshake{servername =, verify = true, cafile =} -> true | nil, err */
+static int l_sock_sslhandshake(lua_State *L)
+{
+    sock *s = luaL_checkudata(L, 1, "fuglu.socket");
+    if (s->fd < 0)
+        return luaL_error(L, "socket: not connected (connect first, or it was closed)");
+    luaL_argcheck(L, s->type == SOCK_STREAM && !s->ssl, 1, "a connected stream socket without TLS yet");
+    const char *servername = NULL, *cafile = NULL;
+    bool verify = true;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "servername");
+        servername = luaL_optstring(L, -1, NULL);
+        lua_getfield(L, 2, "cafile");
+        cafile = luaL_optstring(L, -1, NULL);
+        lua_getfield(L, 2, "verify");
+        verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
+        lua_pop(L, 3);   /* the options table keeps the strings */
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return sock_fail(L, s, "TLS with", "cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    const char *why = NULL;
+    if (verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1 : SSL_CTX_set_default_verify_paths(ctx) != 1)
+            why = cafile ? "cannot load cafile" : "cannot load the system's CA certificates";
+    }
+    s->ssl = why ? NULL : SSL_new(ctx);
+    SSL_CTX_free(ctx);   /* the SSL keeps its own reference */
+    if (!s->ssl) {
+        ERR_clear_error();
+        return sock_fail(L, s, "TLS with", why ? why : "cannot create a TLS session");
+    }
+    SSL_set_fd(s->ssl, s->fd);
+    /* the name checked against the certificate: servername, else the address connected to */
+    char host[64] = "";
+    if (!servername) {
+        const char *p = s->peer;
+        size_t l = strcspn(p[0] == '[' ? p + 1 : p, p[0] == '[' ? "]" : ":");
+        if (l < sizeof host)
+            memcpy(host, p[0] == '[' ? p + 1 : p, l), host[l] = 0;
+    }
+    if (servername) {
+        SSL_set_tlsext_host_name(s->ssl, servername);
+        SSL_set1_host(s->ssl, servername);
+    } else if (verify) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), host);
+    }
+    double until = fg_monotonic() + s->connect_ms / 1000.0;
+    for (;;) {
+        int r = SSL_connect(s->ssl);
+        if (r == 1)
+            break;
+        if (sock_tls_wait(s, r, until, &why) != 1) {
+            long v = SSL_get_verify_result(s->ssl);
+            char text[300];
+            snprintf(text, sizeof text, "%s%s%s", why ? why : "handshake failed", v != X509_V_OK ? ": " : "",
+                     v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+            SSL_free(s->ssl);
+            s->ssl = NULL;
+            ERR_clear_error();
+            return sock_fail(L, s, "TLS with", text);
+        }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int sock_writev(sock *s, struct iovec *iov, int n, double until, const char **why)
 {
+    if (s->ssl) {
+        for (int i = 0; i < n; i++)
+            if (sock_tls_write(s, iov[i].iov_base, iov[i].iov_len, until, why) != 0)
+                return -1;
+        return 0;
+    }
     while (n > 0) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
@@ -547,6 +678,10 @@ static int l_sock_shutdown(lua_State *L)
     int h = strcmp(how, "send") == 0 ? SHUT_WR : strcmp(how, "receive") == 0 ? SHUT_RD
           : strcmp(how, "both") == 0 ? SHUT_RDWR : -1;
     luaL_argcheck(L, h >= 0, 2, "\"send\", \"receive\" or \"both\"");
+    if (s->ssl && h != SHUT_RD) {
+        SSL_shutdown(s->ssl);   /* close_notify: the peer reads the end of the TLS stream */
+        ERR_clear_error();
+    }
     if (shutdown(s->fd, h) != 0)
         return sock_fail(L, s, "shutdown of", strerror(errno));
     lua_pushboolean(L, 1);
@@ -579,6 +714,21 @@ static int sock_fill(sock *s, double until, const char **why)
             s->rbuf = xrealloc(s->rbuf, cap);
             s->rcap = cap;
         }
+    }
+    while (s->ssl) {
+        size_t room = s->rcap - s->rlen;
+        int n = SSL_read(s->ssl, s->rbuf + s->rlen, room > (1 << 30) ? 1 << 30 : (int)room);
+        if (n > 0) {
+            s->rlen += (size_t)n;
+            return 1;
+        }
+        int e = SSL_get_error(s->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+            ERR_clear_error();
+            return 0;   /* close_notify, or the peer closed without one */
+        }
+        if (sock_tls_wait(s, n, until, why) != 1)
+            return -1;
     }
     for (;;) {
         ssize_t n = recv(s->fd, s->rbuf + s->rlen, s->rcap - s->rlen, 0);
@@ -732,6 +882,7 @@ static int l_sock_receiveany(lua_State *L)
 }
 
 /* the network calls, counted for the running plugin (fuglu_control pluginstats, /metrics) */
+static int l_sock_sslhandshake_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_sslhandshake, FG_STATS_NET_SOCKET); }
 static int l_sock_connect_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_connect, FG_STATS_NET_SOCKET); }
 static int l_sock_send_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_send, FG_STATS_NET_SOCKET); }
 static int l_sock_receive_counted(lua_State *L) { return fg_lua_net_counted(L, l_sock_receive, FG_STATS_NET_SOCKET); }
@@ -749,6 +900,7 @@ static const luaL_Reg sock_methods[] = {
     {"receiveany", l_sock_receiveany_counted},
     {"shutdown", l_sock_shutdown},
     {"setkeepalive", l_sock_setkeepalive},
+    {"sslhandshake", l_sock_sslhandshake_counted},
     {"getreusedtimes", l_sock_getreusedtimes},
     {"close", l_sock_close},
     {NULL, NULL},
