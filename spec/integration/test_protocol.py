@@ -4,12 +4,14 @@ Banner, EHLO keywords, command sequence errors, garbage, RSET/NOOP/QUIT, line le
 idle timeout, MAIL/RCPT parameters and XFORWARD passed downstream.
 """
 
+import os
 import re
+import subprocess
 import socket
 import time
 import unittest
 
-from harness import FugluCase, ID_RE, dot_stuff, make_message
+from harness import SCALE, FugluCase, ID_RE, dot_stuff, make_message, wait_for
 
 
 class ProtocolTests(FugluCase):
@@ -171,6 +173,157 @@ class IdleTimeoutTests(FugluCase):
             for _ in range(3):
                 time.sleep(1)
                 self.assertEqual(c.cmd("NOOP")[:3], "250")
+
+
+class TrickleTests(FugluCase):
+    """smtp_timeout and data_timeout are totals too: a client sending a byte now and then keeps
+    neither a command line nor DATA open past them."""
+    config = {"main.smtp_timeout": "2", "main.data_timeout": "2"}
+
+    def trickle(self, c, data, interval=0.3, limit=8.0):
+        """Sends data a byte at a time; returns (seconds, the first line the server sent)."""
+        start = time.monotonic()
+        c.sock.settimeout(interval)
+        for b in data:
+            if time.monotonic() - start > limit:
+                break
+            try:
+                c.sock.sendall(bytes([b]))
+            except OSError:
+                break
+            try:
+                line = c.read_line(timeout=interval)
+                if line is not None:
+                    return time.monotonic() - start, line
+                return time.monotonic() - start, None
+            except socket.timeout:
+                continue
+        return time.monotonic() - start, None
+
+    def test_a_trickled_command_line_times_out(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            elapsed, line = self.trickle(c, b"NOOP and a very long argument that never ends" * 2)
+            self.assertRegex(line or "", r"^421 4\.4\.2 ", "after %.1f s: %r" % (elapsed, line))
+            self.assertLess(elapsed, 4)
+        self.assertTrue(self.daemon.wait_log("(smtp_timeout of 2 s in all)", 5), self.daemon.log_tail(10))
+
+    def test_trickled_data_times_out(self):
+        with self.client() as c:
+            c.banner_and_ehlo()
+            c.expect("MAIL FROM:<a@example.org>", 250)
+            c.expect("RCPT TO:<b@example.net>", 250)
+            c.expect("DATA", 354)
+            elapsed, line = self.trickle(c, b"Subject: slow\r\n\r\n" + b"x" * 100)
+            self.assertRegex(line or "", r"^421 4\.4\.2 ", "after %.1f s: %r" % (elapsed, line))
+            self.assertLess(elapsed, 4)
+        self.assertTrue(self.daemon.wait_log("(data_timeout of 2 s in all)", 5), self.daemon.log_tail(10))
+
+
+class ConnectionLimitTests(FugluCase):
+    config = {"main.maxconnections": "3"}
+
+    def test_over_the_limit_gets_421_and_a_freed_slot_is_used_again(self):
+        time.sleep(0.5)   # the harness's readiness probe may still be counted as a session
+        clients = [self.client() for _ in range(3)]
+        try:
+            for c in clients:
+                c.banner_and_ehlo()
+            extra = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            data = extra.recv(200).decode()
+            extra.close()
+            self.assertRegex(data, r"^421 4\.7\.0 \S+ Error: too many connections, try again later\r\n")
+            clients.pop().close()
+            ok = wait_for(lambda: self.banner_ok(), 5)
+            self.assertTrue(ok, "a freed slot was not used again")
+        finally:
+            for c in clients:
+                c.close()
+        self.assertTrue(self.daemon.wait_log("refused: too many connections (maxconnections)", 5))
+
+    def banner_ok(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            return s.recv(200).startswith(b"220 ")
+
+
+class PerClientLimitTests(FugluCase):
+    config = {"main.maxconnections_per_client": "2"}
+
+    def test_one_address_is_limited_others_are_not(self):
+        time.sleep(0.5)   # the harness's readiness probe may still be counted as a session
+        held = [socket.create_connection(("127.0.0.1", self.port), timeout=5) for _ in range(2)]
+        try:
+            for h in held:
+                self.assertTrue(h.recv(200).startswith(b"220 "))
+            third = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            self.assertIn(b"too many connections from your address", third.recv(200))
+            third.close()
+            other = socket.socket()
+            other.settimeout(5)
+            other.bind(("127.0.0.2", 0))          # another client address on loopback
+            other.connect(("127.0.0.1", self.port))
+            self.assertTrue(other.recv(200).startswith(b"220 "))
+            other.close()
+        finally:
+            for h in held:
+                h.close()
+
+
+class DescriptorExhaustionTests(FugluCase):
+    """Out of descriptors, accepting pauses instead of spinning: little CPU, a few log lines, and
+    service again once descriptors free up."""
+
+    @classmethod
+    def prepare(cls, values):
+        import resource
+        orig = subprocess.Popen
+
+        def limited(*args, **kw):
+            kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+            return orig(*args, **kw)
+        cls._orig_popen = orig
+        subprocess.Popen = limited
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            super().setUpClass()
+        finally:
+            if hasattr(cls, "_orig_popen"):
+                subprocess.Popen = cls._orig_popen
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.daemon.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def test_accept_pauses_and_resumes(self):
+        conns = []
+        try:
+            for _ in range(80):
+                try:
+                    conns.append(socket.create_connection(("127.0.0.1", self.port), timeout=2))
+                except OSError:
+                    break
+            time.sleep(0.5)
+            cpu0 = self.cpu_seconds()
+            time.sleep(2)
+            used = self.cpu_seconds() - cpu0
+            self.assertLess(used, 0.5, "the daemon used %.2f s of CPU in 2 s without descriptors" % used)
+            self.assertTrue(self.daemon.wait_log("accepting paused for 1 s", 5), self.daemon.log_tail(20))
+            self.assertLess(self.daemon.log_tail(2000).count("accepting paused"), 5)
+        finally:
+            for c in conns:
+                c.close()
+        ok = wait_for(lambda: self.try_banner(), 10 * SCALE, 0.2)
+        self.assertTrue(ok, "no service after descriptors were freed:\n" + self.daemon.log_tail(20))
+
+    def try_banner(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=3) as s:
+                return s.recv(200).startswith(b"220 ")
+        except OSError:
+            return False
 
 
 if __name__ == "__main__":

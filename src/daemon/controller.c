@@ -348,6 +348,8 @@ fg_controller *fg_controller_new(const fg_controller_opts *opts, char **err)
         .smtp_timeout = (int)fg_core_int(cfg, "main", "smtp_timeout"),
         .data_timeout = (int)fg_core_int(cfg, "main", "data_timeout"),
         .scan_timeout = (int)fg_core_int(cfg, "main", "scan_timeout"),
+        .max_connections = (size_t)fg_core_int(cfg, "main", "maxconnections"),
+        .max_per_client = (size_t)fg_core_int(cfg, "main", "maxconnections_per_client"),
     };
     c->server = fg_server_new(&so);
     int failed = fg_server_apply_ports(c->server, specs, nspecs, NULL);

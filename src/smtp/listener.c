@@ -24,6 +24,9 @@
 struct fg_listener {
     fg_server *srv;
     struct evconnlistener *evl;
+    struct event *resume;       /* accepting paused after EMFILE and the like: on again in a second */
+    double last_warning;        /* one log line per interval, with how many were refused meanwhile */
+    unsigned long refused;
     fg_portspec spec;
     const fg_session_type *type;
     fg_listener *next;
@@ -48,6 +51,8 @@ fg_server *fg_server_new(const fg_server_opts *opts)
     srv->o.tempdir = xstrdup(opts->tempdir && *opts->tempdir ? opts->tempdir : "/tmp");
     if (srv->o.max_recipients == 0)
         srv->o.max_recipients = 1000;
+    if (srv->o.max_connections == 0)
+        srv->o.max_connections = 2000;
     srv->hostname = xstrdup(fg_hostname());
     return srv;
 }
@@ -110,13 +115,71 @@ size_t fg_server_session_count(fg_server *srv)
 
 /* ---- listeners ---- */
 
+/* At most one WARNING per 10 s per listener, saying how many connections were refused since. */
+static void listener_warn(fg_listener *l, const char *what)
+{
+    l->refused++;
+    double now = fg_monotonic();
+    if (now - l->last_warning < 10)
+        return;
+    fg_log("fuglu.MainController", FG_WARNING, "%s:%d: %s (%lu since the last warning)", l->spec.addr, l->spec.port,
+           what, l->refused);
+    l->last_warning = now;
+    l->refused = 0;
+}
+
+static size_t sessions_of(fg_server *srv, const char *peer)
+{
+    size_t n = 0;
+    for (fg_session *s = srv->sessions; s; s = s->next)
+        n += strcmp(s->peer, peer) == 0;
+    return n;
+}
+
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     (void)evl;
     fg_listener *l = arg;
+    fg_server *srv = l->srv;
     char peer[INET6_ADDRSTRLEN] = "";
     getnameinfo(sa, (socklen_t)salen, peer, sizeof peer, NULL, 0, NI_NUMERICHOST);
-    l->type->start(l->srv, fd, peer, l->spec.port);
+    const char *why = NULL;
+    if (srv->nsessions >= srv->o.max_connections)
+        why = "too many connections";
+    else if (srv->o.max_per_client && sessions_of(srv, peer) >= srv->o.max_per_client)
+        why = "too many connections from your address";
+    if (why) {
+        char what[160];
+        snprintf(what, sizeof what, "connection from %s refused: %s (maxconnections%s)", peer, why,
+                 srv->nsessions >= srv->o.max_connections ? "" : "_per_client");
+        listener_warn(l, what);
+        l->type->refuse(srv, fd, why);
+        return;
+    }
+    l->type->start(srv, fd, peer, l->spec.port);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    fg_listener *l = arg;
+    evconnlistener_enable(l->evl);
+}
+
+/* accept() failed: out of descriptors (or memory) is not fixed by trying again at once, which
+ * would spin the loop: accepting pauses for a second; the connections wait in the backlog. */
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+    fg_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
+        return;
+    evconnlistener_disable(evl);
+    struct timeval tv = {1, 0};
+    evtimer_add(l->resume, &tv);
+    char what[160];
+    snprintf(what, sizeof what, "accept: %s; accepting paused for 1 s", strerror(err));
+    listener_warn(l, what);
 }
 
 int fg_server_listen(fg_server *srv, const fg_portspec *spec, char **err)
@@ -158,6 +221,9 @@ int fg_server_listen(fg_server *srv, const fg_portspec *spec, char **err)
         free(l);
         return -1;
     }
+    l->resume = evtimer_new(srv->o.base, resume_cb, l);
+    l->last_warning = -1e9;
+    evconnlistener_set_error_cb(l->evl, accept_error_cb);
     l->next = srv->listeners;
     srv->listeners = l;
     fg_log("fuglu.MainController", FG_INFO, "listening for %s on %s:%d", fg_proto_name(spec->proto), spec->addr,
@@ -188,6 +254,7 @@ int fg_server_apply_ports(fg_server *srv, const fg_portspec *specs, size_t n, fg
         fg_portspec_format(&l->spec, name, sizeof name);
         fg_log("fuglu.MainController", FG_INFO, "closing listener %s (open sessions continue)", name);
         evconnlistener_free(l->evl);
+        event_free(l->resume);
         free(l);
     }
     for (size_t i = 0; i < n; i++) {
@@ -214,6 +281,7 @@ static void close_listeners(fg_server *srv)
         fg_listener *l = srv->listeners;
         srv->listeners = l->next;
         evconnlistener_free(l->evl);
+        event_free(l->resume);
         free(l);
     }
 }

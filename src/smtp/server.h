@@ -26,6 +26,8 @@ typedef struct fg_server_opts {
     int data_timeout;           /* seconds without DATA bytes */
     int scan_timeout;           /* seconds a client waits for its verdict before a 451 */
     size_t max_recipients;
+    size_t max_connections;     /* sessions at once; more are refused (0 = 2000) */
+    size_t max_per_client;      /* sessions of one client address (0 = no own limit) */
 } fg_server_opts;
 
 fg_server *fg_server_new(const fg_server_opts *opts);

@@ -26,6 +26,7 @@ struct fg_session {
     fg_server *srv;
     const fg_session_type *type;
     fg_session *prev, *next;
+    char peer[46];              /* the client's numeric address (per-client connection limit) */
 };
 
 struct fg_session_type {
@@ -41,6 +42,9 @@ struct fg_session_type {
     void (*shutdown)(fg_session *s);
     /* Frees the session now (the server is freed). */
     void (*free)(fg_session *s);
+    /* Turns away a connection over a limit (why: "too many connections"): a best-effort goodbye in
+     * the protocol's words, then fd is closed. */
+    void (*refuse)(fg_server *srv, evutil_socket_t fd, const char *why);
 };
 
 /* The session type for an incomingport protocol; NULL while the protocol is not supported. */

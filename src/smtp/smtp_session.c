@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/socket.h>
 
 #define SMTP_MAX_LINE 4096
@@ -44,6 +45,7 @@ typedef struct session {
     char *data_error;
     fg_job *inflight;           /* submitted, waiting for the verdict */
     struct event *scan_timer;   /* scan_timeout while inflight */
+    struct event *phase_timer;  /* smtp_timeout for a whole command line, data_timeout for all of DATA */
     int discarding;             /* inside an over-long command line */
     fg_buf out;                 /* replies not yet written (see flush_replies) */
     int errors;
@@ -115,6 +117,8 @@ static void session_free(session *s)
     transaction_reset(s);
     if (s->scan_timer)
         event_free(s->scan_timer);
+    if (s->phase_timer)
+        event_free(s->phase_timer);
     smtp_xforward_clear(&s->xf);
     free(s->helo);
     fg_buf_free(&s->out);
@@ -150,14 +154,19 @@ static void session_close(session *s)
         bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The timeouts of the phase starting now: seconds without a read or write (the bufferevent's),
+ * and seconds for the whole phase (phase_timer), so a client trickling a byte at a time cannot keep
+ * a command line or DATA open past them. 0: none (waiting for the verdict). */
 static void set_timeout(session *s, int seconds)
 {
     if (seconds <= 0) {
         bufferevent_set_timeouts(s->bev, NULL, NULL);
+        evtimer_del(s->phase_timer);
         return;
     }
     struct timeval tv = {seconds, 0};
     bufferevent_set_timeouts(s->bev, &tv, &tv);
+    evtimer_add(s->phase_timer, &tv);
 }
 
 static void count_error(session *s)
@@ -511,6 +520,10 @@ static void session_process_input(session *s)
             handle_command(s, line);
         }
         free(line);
+        if (s->state == ST_COMMAND && !s->closing) {   /* the next command line has its own time */
+            struct timeval tv = {s->base.srv->o.smtp_timeout, 0};
+            evtimer_add(s->phase_timer, &tv);
+        }
     }
 }
 
@@ -518,6 +531,20 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     session_process(arg);
+}
+
+static void phase_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    session *s = arg;
+    if (s->state == ST_WAIT || s->closing)
+        return;
+    fg_log("fuglu.smtpsession", FG_INFO, "timeout after %s from %s (%s of %d s in all)",
+           s->state == ST_DATA ? "DATA" : "command", s->peer_addr,
+           s->state == ST_DATA ? "data_timeout" : "smtp_timeout",
+           s->state == ST_DATA ? s->base.srv->o.data_timeout : s->base.srv->o.smtp_timeout);
+    reply(s, "421 4.4.2 %s Error: timeout exceeded", s->base.srv->hostname);
+    session_close(s);
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -565,6 +592,7 @@ static void smtp_start(fg_server *srv, evutil_socket_t fd, const char *peer, int
     s->base.srv = srv;
     s->base.type = &fg_smtp_session_type;
     snprintf(s->peer_addr, sizeof s->peer_addr, "%s", peer);
+    snprintf(s->base.peer, sizeof s->base.peer, "%s", peer);
     s->local_port = local_port;
     s->bev = bufferevent_socket_new(srv->o.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
@@ -574,6 +602,7 @@ static void smtp_start(fg_server *srv, evutil_socket_t fd, const char *peer, int
     }
     fg_server_session_add(srv, &s->base);
     s->scan_timer = evtimer_new(srv->o.base, scan_timeout_cb, s);
+    s->phase_timer = evtimer_new(srv->o.base, phase_timeout_cb, s);
     bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
     /* A client that keeps sending while its message is being scanned is not read further than
      * this: memory per session stays bounded whatever the client does. */
@@ -601,10 +630,22 @@ static void smtp_free(fg_session *base)
     session_free((session *)base);
 }
 
+/* Over a connection limit: the 421 goes out if the socket takes it now (it is new: it does), then
+ * the connection is closed. Nothing is read and no session is made. */
+static void smtp_refuse(fg_server *srv, evutil_socket_t fd, const char *why)
+{
+    char line[300];
+    int n = snprintf(line, sizeof line, "421 4.7.0 %s Error: %s, try again later\r\n", srv->hostname, why);
+    if (n > 0 && send(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        fg_log("fuglu.smtpsession", FG_DEBUG, "refused connection: %s", strerror(errno));
+    evutil_closesocket(fd);
+}
+
 const fg_session_type fg_smtp_session_type = {
     .name = "smtp",
     .start = smtp_start,
     .job_done = smtp_job_done,
     .shutdown = smtp_shutdown,
     .free = smtp_free,
+    .refuse = smtp_refuse,
 };
