@@ -80,3 +80,35 @@ class InheritedDescriptorsTests(FugluCase):
 class InheritedDescriptorsProcessTests(InheritedDescriptorsTests):
     config = dict(InheritedDescriptorsTests.config, **{"performance.backend": "process",
                                                        "performance.initialprocs": "1"})
+
+
+class StaleSpillFileTests(FugluCase):
+    """Issue 21 point 5: a message spilled to tempdir when the engine is killed leaves its file;
+    the next start removes it (and says so); files of a running engine are locked and kept."""
+    config = {"performance.minthreads": "1", "performance.maxthreads": "1", "main.spill_threshold": "65536"}
+
+    def spill_files(self):
+        tempdir = self.daemon.values["main.tempdir"]
+        return [n for n in os.listdir(tempdir) if n.startswith("fuglu-spill.")]
+
+    def test_a_killed_engines_spill_file_is_removed_at_the_next_start(self):
+        big = make_message([("X-Test-Sleep", "20")], body="x" * 998 + "\r\n" + ("y" * 998 + "\r\n") * 5000,
+                           subject="five megabytes")
+        sender = threading.Thread(target=lambda: self.send_quietly(big), daemon=True)
+        sender.start()
+        found = wait_for(self.spill_files, 20 * SCALE)
+        self.assertTrue(found, "no spill file while a 5 MB message is scanned")
+        self.daemon.proc.send_signal(signal.SIGKILL)
+        self.daemon.proc.wait(10)
+        self.assertEqual(self.spill_files(), found, "the killed engine's spill file should still be there")
+        again = Daemon(self.tmpdir, self.daemon.values)
+        type(self).daemon = again.start()
+        self.assertEqual(self.spill_files(), [])
+        self.assertTrue(again.wait_log("removed 1 stale spill file (fuglu-spill.*) from", 5), again.log_tail(20))
+        sender.join(30 * SCALE)
+
+    def send_quietly(self, data):
+        try:
+            self.send_one(data)
+        except (OSError, AssertionError):
+            pass   # the engine was killed under it

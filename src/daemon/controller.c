@@ -10,6 +10,7 @@
 #include "smtp/server.h"
 #include "monitor/stats.h"
 #include "pool/shdict.h"
+#include "pool/msg.h"
 #include "lib/version.h"
 
 #include <errno.h>
@@ -365,6 +366,16 @@ fg_controller *fg_controller_new(const fg_controller_opts *opts, char **err)
 int fg_controller_start(fg_controller *c, int console, char **err)
 {
     const fg_config *cfg = c->o.cfg;
+    /* the spill files of an engine that was killed (kill -9, a crash) hold no message any more */
+    char *serr = NULL;
+    const char *tempdir = fg_core_str(cfg, "main", "tempdir");
+    int stale = fg_msg_remove_stale(*tempdir ? tempdir : "/tmp", &serr);
+    if (stale > 0)
+        fg_log(LOGGER, FG_INFO, "removed %d stale spill file%s (" FG_MSG_SPILL_PREFIX "*) from %s", stale,
+               stale == 1 ? "" : "s", *tempdir ? tempdir : "/tmp");
+    else if (stale < 0)
+        fg_log(LOGGER, FG_WARNING, "tempdir: %s", serr);
+    free(serr);
     fg_findings shared = {0};
     controller_shared_dicts(c, cfg, &shared);
     size_t shared_errors = shared.errors;

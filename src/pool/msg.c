@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,8 +64,14 @@ fg_msg *fg_msg_from_file(const char *path, char **err)
 
 static int spill(fg_msg *m, char **err)
 {
-    char *tmpl = xasprintf("%s/fuglu.XXXXXX", m->tempdir);
+    char *tmpl = xasprintf("%s/" FG_MSG_SPILL_PREFIX "XXXXXX", m->tempdir);
     int fd = mkostemp(tmpl, O_CLOEXEC);
+    /* locked while in use: fg_msg_remove_stale tells a live spill file from a crashed one's */
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        unlink(tmpl);
+        fd = -1;
+    }
     if (fd < 0) {
         *err = xasprintf("could not create file in %s: %s", m->tempdir, strerror(errno));
         free(tmpl);
@@ -169,6 +177,32 @@ const char *fg_msg_data(const fg_msg *m)
 size_t fg_msg_len(const fg_msg *m)
 {
     return m->len;
+}
+
+int fg_msg_remove_stale(const char *tempdir, char **err)
+{
+    DIR *d = opendir(tempdir);
+    if (!d) {
+        *err = xasprintf("cannot read %s: %s", tempdir, strerror(errno));
+        return -1;
+    }
+    int removed = 0;
+    size_t plen = strlen(FG_MSG_SPILL_PREFIX);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, FG_MSG_SPILL_PREFIX, plen) != 0 || strlen(e->d_name) != plen + 6)
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        /* a file another running engine holds is locked: left alone */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
 }
 
 bool fg_msg_spilled(const fg_msg *m)

@@ -15,6 +15,11 @@ typedef struct fg_msg fg_msg;
 
 /* tempdir NULL means /tmp; spill_threshold 0 means never spill. */
 fg_msg *fg_msg_new(const char *tempdir, size_t spill_threshold);
+/* Spill files are tempdir/fuglu-spill.XXXXXX, flock()ed while their message lives. */
+#define FG_MSG_SPILL_PREFIX "fuglu-spill."
+/* Removes the spill files in tempdir that nobody holds (left by an engine that was killed); the
+ * number removed, or -1 with *err. Files another running engine holds are kept. */
+int fg_msg_remove_stale(const char *tempdir, char **err);
 /* A finished message holding a copy of data (for tools and tests). */
 fg_msg *fg_msg_from_bytes(const void *data, size_t len);
 /* A finished message read from a file; NULL with *err set (caller frees) on failure. */

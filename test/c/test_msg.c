@@ -230,6 +230,36 @@ static void test_from_bytes_and_header_len(void **state)
     fg_msg_unref(m);
 }
 
+/* At start the engine removes the spill files nobody holds (an engine killed mid-message) and
+ * keeps those a running engine's messages hold (locked), and anything not named like a spill file. */
+static void test_stale_spill_files_removed_live_ones_kept(void **state)
+{
+    tempdir *t = *state;
+    char *err = NULL;
+    fg_msg *live = fg_msg_new(t->path, 10);
+    char *data = pattern(100);
+    append_in_steps(live, data, 100, 100);
+    assert_true(fg_msg_spilled(live));
+    char stale[128], other[128];
+    snprintf(stale, sizeof stale, "%s/" FG_MSG_SPILL_PREFIX "abcdef", t->path);
+    snprintf(other, sizeof other, "%s/fuglu-not-a-spill", t->path);
+    FILE *f = fopen(stale, "w");
+    fputs("left by a killed engine", f);
+    fclose(f);
+    f = fopen(other, "w");
+    fclose(f);
+    assert_int_equal(fg_msg_remove_stale(t->path, &err), 1);
+    assert_int_equal(access(stale, F_OK), -1);
+    assert_int_equal(access(fg_msg_path(live), F_OK), 0);
+    assert_int_equal(access(other, F_OK), 0);
+    unlink(other);
+    fg_msg_unref(live);
+    free(data);
+    assert_int_equal(fg_msg_remove_stale("/nonexistent-dir-for-test", &err), -1);
+    assert_non_null(strstr(err, "cannot read /nonexistent-dir-for-test"));
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +272,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_message, setup_tempdir, teardown_tempdir),
         cmocka_unit_test_setup_teardown(test_unwritable_tempdir_is_an_error, setup_tempdir, teardown_tempdir),
         cmocka_unit_test(test_from_bytes_and_header_len),
+        cmocka_unit_test_setup_teardown(test_stale_spill_files_removed_live_ones_kept, setup_tempdir,
+                                        teardown_tempdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
