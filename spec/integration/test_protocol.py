@@ -175,6 +175,18 @@ class IdleTimeoutTests(FugluCase):
                 self.assertEqual(c.cmd("NOOP")[:3], "250")
 
 
+class ParameterTests(FugluCase):
+    def test_tab_in_parameters_is_refused_at_rcpt(self):
+        """A TAB inside MAIL or RCPT parameters gets 501 at once instead of 250 and then a
+        refusal at every DATA (a retry loop for the MTA)."""
+        with self.client() as c:
+            c.banner_and_ehlo()
+            c.expect("MAIL FROM:<a@example.org> BODY=8BITMIME", 250)
+            reply = c.cmd("RCPT TO:<b@example.net> NOTIFY=NEVER\tORCPT=rfc822;b@example.net")
+            self.assertEqual(reply, "501 5.5.4 Syntax: a TAB or control character in the parameters")
+            c.expect("RCPT TO:<b@example.net> NOTIFY=NEVER", 250)
+
+
 class TrickleTests(FugluCase):
     """smtp_timeout and data_timeout are totals too: a client sending a byte now and then keeps
     neither a command line nor DATA open past them."""

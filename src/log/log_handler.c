@@ -84,7 +84,9 @@ static int handler_open_file(fg_log_handler *h, bool truncate)
             if (fd < 0 && errno != ENOENT)
                 return -1;
         } else {
-            fd = open(h->filename, flags | O_CREAT, 0666);
+            /* not 0666 as Python's: a mail log names senders and recipients, so others may not
+             * read it (0640 under the usual umask 022) */
+            fd = open(h->filename, flags | O_CREAT, 0640);
             if (fd < 0)
                 return -1;
         }

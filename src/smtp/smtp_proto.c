@@ -137,9 +137,11 @@ int smtp_parse_path(const char *arg, const char *expect_prefix, char **addr, cha
     size_t plen = strlen(end);
     while (plen && smtp_is_blank(end[plen - 1]))
         plen--;
+    /* parameters are separated by spaces only: a TAB or another control character inside them
+     * would pass here and be refused by the downstream at every DATA, a retry loop for the MTA */
     for (size_t i = 0; i < plen; i++) {
-        if (smtp_is_control((unsigned char)end[i]) && end[i] != '\t') {
-            *err = syntax;
+        if (smtp_is_control((unsigned char)end[i])) {
+            *err = "5.5.4 Syntax: a TAB or control character in the parameters";
             return -1;
         }
     }

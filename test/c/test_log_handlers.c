@@ -297,6 +297,17 @@ static void test_group_modes(void **state)
         free(args);
         free(path);
     }
+    /* under the usual umask a plain log file is not world-readable: it holds mail addresses */
+    umask(022);
+    char *path = xasprintf("%s/plain.log", tmpdir);
+    char *args = xasprintf("('%s', 'a')", path);
+    fg_log_conf *c = open_handler("FileHandler", args);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    fg_log_conf_free(c);
+    free(args);
+    free(path);
     umask(old);
 }
 

@@ -98,6 +98,15 @@ static void test_path(void **state)
     assert_string_equal(err, "5.5.4 Syntax: MAIL FROM:<address>");
     assert_int_equal(smtp_parse_path("TO:<x", "TO:", &a, &p, &err), -1);
     assert_string_equal(err, "5.5.4 Syntax: RCPT TO:<address>");
+    /* a TAB inside the parameters is refused at once (the downstream would refuse it at DATA) */
+    assert_int_equal(smtp_parse_path("TO:<a@b> NOTIFY=NEVER\tORCPT=rfc822;a@b", "TO:", &a, &p, &err), -1);
+    assert_string_equal(err, "5.5.4 Syntax: a TAB or control character in the parameters");
+    assert_int_equal(smtp_parse_path("FROM:<a@b> SIZE=1\x01", "FROM:", &a, &p, &err), -1);
+    /* blanks around the parameters are still fine */
+    assert_int_equal(smtp_parse_path("FROM:<a@b>\tSIZE=1\t", "FROM:", &a, &p, &err), 0);
+    assert_string_equal(p, "SIZE=1");
+    free(a);
+    free(p);
 }
 
 static void check_param(const char *params, const char *key, const char *want)
