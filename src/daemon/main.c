@@ -250,6 +250,12 @@ int main(int argc, char **argv)
         free(logging_conf);
         return errors > 255 ? 255 : errors;
     }
+    /* From here every failure leaves through `fail`, which frees what was made (LeakSanitizer
+     * checks the start-failure paths too). */
+    int rc = 1;
+    char *exe = NULL;
+    fg_controller *ctl = NULL;
+    int pidfile_written = 0;
     /* The daemon does not start on a configuration --lint would refuse for its types and bounds. */
     fg_findings checks = {0};
     fg_lint_core(cfg, &checks);
@@ -259,14 +265,15 @@ int main(int argc, char **argv)
             if (checks.items[i].severity == FG_FINDING_ERROR)
                 fprintf(stderr, "%s%s%s\n", checks.items[i].where ? checks.items[i].where : "",
                         checks.items[i].where ? ": " : "", checks.items[i].message);
-        return 1;
+        fg_findings_free(&checks);
+        goto fail;
     }
     fg_findings_free(&checks);
 
     const char *logfile = fg_core_str(cfg, "main", "logfile");
     if (*logfile && fg_log_configure(FG_INFO, logfile) != 0) {
         fprintf(stderr, "fuglu: cannot open logfile %s: %s\n", logfile, strerror(errno));
-        return 1;
+        goto fail;
     }
 
     signal(SIGPIPE, SIG_IGN);
@@ -279,43 +286,41 @@ int main(int argc, char **argv)
     if (access(logging_conf, F_OK) == 0) {
         if (fg_log_load_config(logging_conf, &err) != 0) {
             fprintf(stderr, "fuglu: %s\n", err);
-            return 1;
+            free(err);
+            goto fail;
         }
     } else {
         fg_log_start_writer();
         fg_log("fuglu.MainController", FG_WARNING, "%s not found: logging INFO to stderr", logging_conf);
     }
 
-    char *exe = self_exe();
+    exe = self_exe();
     fg_controller_opts co = {
         .cfg = cfg, .config_path = config_path, .luadir = luadir, .logging_conf = logging_conf, .exe_path = exe,
     };
-    fg_controller *ctl = fg_controller_new(&co, &err);
+    ctl = fg_controller_new(&co, &err);
     if (!ctl) {
         fprintf(stderr, "fuglu: %s\n", err);
-        return 1;
+        free(err);
+        goto fail;
     }
-    int pidfile_written = 0;
     if (pidfile) {
         if (write_pidfile(pidfile) != 0) {
             fprintf(stderr, "fuglu: cannot write pidfile %s: %s\n", pidfile, strerror(errno));
-            return 1;
+            goto fail;
         }
         pidfile_written = 1;
     }
-    if (drop_privileges(fg_core_str(cfg, "main", "user"), fg_core_str(cfg, "main", "group"), pidfile) != 0) {
-        if (pidfile)
-            unlink(pidfile);
-        return 1;
-    }
+    if (drop_privileges(fg_core_str(cfg, "main", "user"), fg_core_str(cfg, "main", "group"), pidfile) != 0)
+        goto fail;
     if (fg_controller_start(ctl, console, &err) != 0) {
         if (console)
             fprintf(stderr, "fuglu: %s\n", err);
         else
             fprintf(stderr, "Some plugins failed to load, please check the logs. Aborting.\n%s\n", err);
-        if (pidfile)
-            unlink(pidfile);
-        return EXIT_FATAL;
+        free(err);
+        rc = EXIT_FATAL;
+        goto fail;
     }
     fg_controller_run(ctl);
     int clean = fg_controller_free(ctl);
@@ -330,4 +335,16 @@ int main(int argc, char **argv)
         free(logging_conf);
     }
     return 0;
+
+fail:
+    if (pidfile && pidfile_written)
+        unlink(pidfile);
+    if (ctl)
+        fg_controller_free(ctl);
+    fg_log_shutdown();
+    fg_config_free(cfg);
+    free(luadir);
+    free(exe);
+    free(logging_conf);
+    return rc;
 }
