@@ -345,5 +345,56 @@ class NetconsoleOffTests(FugluCase):
         self.assertFalse(port_open(port))
 
 
+class NetconsoleTcpControlTests(FugluCase):
+    """A TCP control port can be reached by any local user: the netconsole (Lua as the daemon's
+    user) is refused there unless controlport_allow_netconsole=1, and --lint says so."""
+
+    @classmethod
+    def prepare(cls, values):
+        cls.cport = free_port()
+        values["main.controlport"] = str(cls.cport)
+        values["main.netconsole"] = "1"
+
+    def test_netconsole_refused_on_tcp_and_lint_warns(self):
+        if not os.access(FUGLU_CONTROL, os.X_OK):
+            self.skipTest("fuglu_control not built")
+        wait_for(lambda: port_open(self.cport), 10)
+        port = free_port()
+        r = subprocess.run([FUGLU_CONTROL, "-p", str(self.cport), "netconsole", str(port)], capture_output=True,
+                           timeout=30 * SCALE)
+        self.assertIn("ERR netconsole: not on a TCP control port", r.stdout.decode())
+        self.assertFalse(port_open(port))
+        # other commands still work there
+        r = subprocess.run([FUGLU_CONTROL, "-p", str(self.cport), "uptime"], capture_output=True, timeout=30 * SCALE)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = subprocess.run([FUGLU_BIN, "--lint", "-c", self.daemon.conf], capture_output=True, timeout=60 * SCALE)
+        self.assertIn("WARNING: ", r.stdout.decode())
+        self.assertIn("netconsole=1 with a TCP controlport", r.stdout.decode())
+
+
+class ControlSocketNotOursTests(unittest.TestCase):
+    """A file that is not our socket at the control socket's path (an impostor's in a shared
+    directory) stops the start with the reason, instead of a daemon without its control socket."""
+
+    def test_foreign_file_at_the_socket_path_fails_the_start(self):
+        import tempfile
+        from harness import Daemon, base_config
+        tmpdir = tempfile.mkdtemp(prefix="fuglu-it-")
+        try:
+            values = base_config(tmpdir, free_port(), free_port())
+            with open(values["main.controlport"], "w") as f:
+                f.write("not a socket")
+            d = Daemon(tmpdir, values)
+            with self.assertRaises(AssertionError) as ctx:
+                d.start()
+            d.stop()
+            self.assertIn("exited with status 1", str(ctx.exception))
+            self.assertIn("exists and is not ours (not a socket", d.log_tail(40))
+            with open(values["main.controlport"]) as f:
+                self.assertEqual(f.read(), "not a socket")     # left alone
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -314,6 +314,11 @@ void fg_netconsole_command(const fg_control_env *env, fg_buf *out, const char *a
         fg_buf_puts(out, "ERR netconsole: not available in this process");
         return;
     }
+    if (env->tcp && !env->allow_tcp_netconsole) {
+        fg_buf_puts(out, "ERR netconsole: not on a TCP control port, which any local user can reach (use a unix "
+                         "socket controlport, or set [main] controlport_allow_netconsole=1)");
+        return;
+    }
     const fg_config *cfg = fg_console_config(c);
     if (!nc_cfg_bool(cfg, "netconsole")) {
         fg_buf_puts(out, "ERR netconsole: disabled (set [main] netconsole=1 to allow it)");

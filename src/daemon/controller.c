@@ -382,7 +382,7 @@ int fg_controller_start(fg_controller *c, int console, char **err)
     fg_findings_free(&shared);
     if (shared_errors) {
         *err = xstrdup("the [shared] dictionaries could not be created, see the log");
-        return -1;
+        return -2;
     }
     /* debugging: the controller console (--console) and the netconsole control command */
     c->console = fg_console_new(&(fg_console_opts){.base = c->base, .cfg = cfg, .luadir = c->o.luadir,
@@ -429,11 +429,15 @@ int fg_controller_start(fg_controller *c, int console, char **err)
 
     /* monitoring: control socket (after the privilege drop, so the run user owns it), MRTG, metrics */
     const char *controlport = fg_core_str(cfg, "main", "controlport");
-    fg_control_env cenv = {.stats = c->stats, .reload = control_reload, .reload_arg = c, .console = c->console};
+    fg_control_env cenv = {.stats = c->stats, .reload = control_reload, .reload_arg = c, .console = c->console,
+                           .allow_tcp_netconsole = fg_core_bool(cfg, "main", "controlport_allow_netconsole")};
     char *e = NULL;
     if (*controlport && !(c->control = fg_control_new(c->base, &cenv, controlport, &e))) {
-        fg_log(LOGGER, FG_ERROR, "control server not started: %s", e);
+        /* a daemon without its control socket cannot be reloaded or asked: not a silent loss */
+        *err = xasprintf("control server not started: %s", e);
+        fg_log(LOGGER, FG_CRITICAL, "%s", *err);
         free(e);
+        return -2;
     }
     c->mrtg = fg_mrtg_new(c->base, c->stats, fg_core_str(cfg, "main", "mrtgdir"),
                           (double)fg_core_int(cfg, "main", "mrtg_interval"));

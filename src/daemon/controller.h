@@ -31,7 +31,9 @@ typedef struct fg_controller_opts {
 /* Creates the loop and the counters and binds the ports. NULL with *err when none can be opened. */
 fg_controller *fg_controller_new(const fg_controller_opts *opts, char **err);
 /* The console (--console) first when asked, then the first generation, the control socket, MRTG,
- * metrics and the signals. -1 with *err (the reasons, one per line) when the plugins do not load. */
+ * metrics and the signals. 0; -1 with *err (the reasons, one per line) when the plugins do not load;
+ * -2 with *err for anything else the daemon cannot run without ([shared] dictionaries, the control
+ * socket). */
 int fg_controller_start(fg_controller *c, int console, char **err);
 /* Runs until SIGTERM/SIGINT and the drain that follows. */
 void fg_controller_run(fg_controller *c);

@@ -141,6 +141,17 @@ void fg_lint_core(const fg_config *cfg, fg_findings *f)
         fg_findings_add(f, FG_FINDING_ERROR, fg_config_origin(cfg, "main", "dnscachesize"), msg);
         free(msg);
     }
+    /* the netconsole runs Lua as the daemon's user: on a TCP control port any local user can ask */
+    const char *cport = fg_core_str(cfg, "main", "controlport");
+    bool tcp = *cport && strspn(cport, "0123456789") == strlen(cport);
+    if (tcp && fg_core_bool(cfg, "main", "netconsole")) {
+        const char *msg = fg_core_bool(cfg, "main", "controlport_allow_netconsole")
+            ? "controlport is a TCP port and controlport_allow_netconsole=1: any local user can start a netconsole "
+              "and run Lua as the daemon's user; prefer a unix socket controlport"
+            : "netconsole=1 with a TCP controlport: the netconsole command is refused there "
+              "(controlport_allow_netconsole=0); use a unix socket controlport to reach it";
+        fg_findings_add(f, FG_FINDING_WARNING, fg_config_origin(cfg, "main", "controlport"), msg);
+    }
     /* [shared] NAME = SIZE: the shared dictionaries (pool/shdict.h) */
     long shared = fg_config_section_index(cfg, "shared");
     for (size_t j = 0; shared >= 0 && j < fg_config_option_count(cfg, (size_t)shared); j++) {

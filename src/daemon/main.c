@@ -313,13 +313,14 @@ int main(int argc, char **argv)
     }
     if (drop_privileges(fg_core_str(cfg, "main", "user"), fg_core_str(cfg, "main", "group"), pidfile) != 0)
         goto fail;
-    if (fg_controller_start(ctl, console, &err) != 0) {
-        if (console)
+    int started = fg_controller_start(ctl, console, &err);
+    if (started != 0) {
+        if (console || started == -2)
             fprintf(stderr, "fuglu: %s\n", err);
         else
             fprintf(stderr, "Some plugins failed to load, please check the logs. Aborting.\n%s\n", err);
         free(err);
-        rc = EXIT_FATAL;
+        rc = started == -2 ? 1 : EXIT_FATAL;
         goto fail;
     }
     fg_controller_run(ctl);

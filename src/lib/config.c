@@ -785,6 +785,8 @@ const fg_config_default fg_core_defaults[] = {
       "If set, a port on 127.0.0.1 serving Prometheus metrics (/metrics) and a status page (/); empty disables it.", FG_OPT_STRING, 0, 0 },
     { "main", "netconsole", "0",
       "1 allows `fuglu_control netconsole` to start a token-protected Lua console (off by default).", FG_OPT_BOOL, 0, 1 },
+    { "main", "controlport_allow_netconsole", "0",
+      "1 lets a TCP controlport start the netconsole too (any local user can reach a TCP port: keep 0 and use a unix socket, whose mode decides who may).", FG_OPT_BOOL, 0, 1 },
     { "main", "netconsole_allow_remote", "0",
       "1 lets the netconsole bind to a non-loopback address (unauthenticated networks: keep 0).", FG_OPT_BOOL, 0, 1 },
     { "main", "logtemplate",

@@ -272,9 +272,19 @@ static int control_unix_socket(const char *path, char **err)
         *err = xasprintf("control socket: %s", strerror(errno));
         return -1;
     }
+    /* Our own socket left by an earlier run is replaced; anything else there (another user's socket
+     * in a shared directory: an impostor root's fuglu_control would talk to) is an error. */
     struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+            *err = xasprintf("control socket %s exists and is not ours (%s, owner uid %ld): remove it or choose "
+                             "another controlport", path, S_ISSOCK(st.st_mode) ? "a socket" : "not a socket",
+                             (long)st.st_uid);
+            close(fd);
+            return -1;
+        }
         unlink(path);
+    }
     /* umask 077 while binding: the socket never exists with wider permissions. */
     mode_t old = umask(077);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
@@ -299,6 +309,7 @@ fg_control *fg_control_new(struct event_base *base, const fg_control_env *env, c
 {
     fg_control *ctl = xcalloc(1, sizeof *ctl);
     ctl->env = *env;
+    ctl->env.tcp = control_is_port(spec);
     if (control_is_port(spec)) {
         long port = strtol(spec, NULL, 10);
         if (port < 1 || port > 65535) {

@@ -25,6 +25,8 @@ typedef struct fg_control_env {
     int (*reload)(void *arg, fg_buf *out);
     void *reload_arg;
     struct fg_console *console; /* may be NULL */
+    bool allow_tcp_netconsole;  /* [main] controlport_allow_netconsole */
+    bool tcp;                   /* set by fg_control_new: the control port is TCP, reachable by any local user */
 } fg_control_env;
 
 /* One command: its name, a one-line help (also what `fuglu_control` lists) and the answer. */
