@@ -35,12 +35,10 @@ static const EVP_MD *hash_algorithm(lua_State *L, int idx)
 
 static const char *hash_data(lua_State *L, int idx, size_t *len)
 {
-    if (fg_lua_message_is(L, idx)) {
-        fg_msg *m = fg_lua_message_check(L, idx);
-        *len = fg_msg_len(m);
-        return fg_msg_data(m);
-    }
-    return luaL_checklstring(L, idx, len);
+    const char *data = fg_lua_bytes(L, idx, len, "the data");
+    if (!data)
+        luaL_argerror(L, idx, "a string or a message object");
+    return data;
 }
 
 static int hash_push(lua_State *L, const unsigned char *md, unsigned int n, int raw_idx)

@@ -204,16 +204,9 @@ static int l_http_request(lua_State *L)
     lua_Integer maxbody = luaL_optinteger(L, -1, HTTP_DEFAULT_MAXBODY);
     lua_pop(L, 2);
     luaL_argcheck(L, maxbody >= 0, 1, "maxbody: bytes");
-    const char *body = NULL;
     size_t body_len = 0;
     lua_getfield(L, 1, "body");
-    if (fg_lua_message_is(L, -1)) {
-        fg_msg *m = fg_lua_message_check(L, -1);
-        body = fg_msg_data(m);
-        body_len = fg_msg_len(m);
-    } else if (!lua_isnil(L, -1)) {
-        body = luaL_checklstring(L, -1, &body_len);
-    }
+    const char *body = fg_lua_bytes(L, -1, &body_len, "body");
     lua_pop(L, 1);   /* the options table keeps the body alive */
 
     /* the host: an address, or the address given for a name; never the system resolver */

@@ -313,3 +313,18 @@ int luaopen_fuglu_message(lua_State *L)
     lua_pop(L, 1);
     return fg_lua_new_module(L, message_functions);
 }
+
+const char *fg_lua_bytes(lua_State *L, int idx, size_t *len, const char *what)
+{
+    *len = 0;
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    if (fg_lua_message_is(L, idx)) {
+        fg_msg *m = fg_lua_message_check(L, idx);
+        *len = fg_msg_len(m);
+        return fg_msg_data(m);
+    }
+    if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+        luaL_error(L, "%s must be a string or a message object", what);
+    return lua_tolstring(L, idx, len);
+}

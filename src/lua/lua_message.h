@@ -38,6 +38,9 @@ bool fg_lua_message_is(lua_State *L, int idx);
  * when the collector gets to it: a worker calls it when it is done with a job, so a 20 MB spool
  * file is unmapped at once. Later use of the object raises an error. */
 void fg_lua_message_release(lua_State *L, int idx);
+/* The bytes of a string or a message object at idx, where they lie (not copied; valid while the
+ * value stays on the stack); NULL for nil or none; raises for anything else, naming `what`. */
+const char *fg_lua_bytes(lua_State *L, int idx, size_t *len, const char *what);
 
 /* ---- header parsing (the raw header block of a message or part) ---- */
 

@@ -92,16 +92,9 @@ static int l_proc_run(lua_State *L)
     lua_pop(L, 2);
     luaL_argcheck(L, timeout_ms > 0, 1, "timeout in milliseconds");
     luaL_argcheck(L, maxout >= 0, 1, "maxoutput in bytes");
-    const char *input = NULL;
     size_t input_len = 0;
     lua_getfield(L, 1, "input");
-    if (fg_lua_message_is(L, -1)) {
-        fg_msg *m = fg_lua_message_check(L, -1);
-        input = fg_msg_data(m);
-        input_len = fg_msg_len(m);
-    } else if (!lua_isnil(L, -1)) {
-        input = luaL_checklstring(L, -1, &input_len);   /* stays on the stack */
-    }
+    const char *input = fg_lua_bytes(L, -1, &input_len, "input");   /* stays on the stack */
 
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     if ((input && pipe2(in, O_CLOEXEC) != 0) || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
