@@ -710,6 +710,24 @@ class NothingChangedTests(ReloadCase):
         self.assertNotEqual(r.returncode, 0, "fuglu --reload with a missing pidfile must fail")
         self.assertTrue((r.stdout + r.stderr).strip(), "and say why")
 
+    def test_fuglu_reload_signals_only_a_fuglu(self):
+        """A stale pidfile naming another process (its number reused) is not acted on: that process
+        is not sent SIGHUP (which would kill a sleep)."""
+        other = subprocess.Popen(["sleep", "30"])
+        try:
+            path = os.path.join(self.tmpdir, "stale.pid")
+            with open(path, "w") as f:
+                f.write("%d\n" % other.pid)
+            r = subprocess.run([FUGLU_BIN, "--reload", "--pidfile", path], capture_output=True, text=True,
+                               timeout=20 * SCALE)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("process %d named in %s is sleep: not signalled" % (other.pid, path), r.stderr)
+            time.sleep(0.2)
+            self.assertIsNone(other.poll(), "the other process was signalled")
+        finally:
+            other.kill()
+            other.wait(5)
+
     def test_stats_survive_reloads(self):
         before = self.stats()["total"]
         self.assert_serving("stats 1")

@@ -141,8 +141,9 @@ static int drop_privileges(const char *user, const char *group, const char *pidf
     }
     if (pw->pw_uid == 0 && gid == 0)
         return 0;
-    if (pidfile && chown(pidfile, pw->pw_uid, gid) != 0)
-        fg_log("fuglu.MainController", FG_WARNING, "cannot chown pidfile %s: %s", pidfile, strerror(errno));
+    /* The pidfile stays root's: a pidfile the run user could rewrite would make root's
+     * `fuglu --reload` (or systemd) signal any process that user names. */
+    (void)pidfile;
     if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
         fprintf(stderr, "Could not drop privileges to %s/%s : %s\n", user, group, strerror(errno));
         return -1;
@@ -171,6 +172,22 @@ static int send_reload(const char *pidfile)
         return 1;
     }
     fclose(f);
+    /* only a fuglu: a stale pidfile (left by a daemon that could not remove its root-owned file) may
+     * name a process that took the number since */
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    FILE *c = fopen(path, "re");
+    if (c) {
+        if (!fgets(comm, sizeof comm, c))
+            comm[0] = 0;
+        fclose(c);
+        comm[strcspn(comm, "\n")] = 0;
+    }
+    if (strncmp(comm, "fuglu", 5) != 0) {
+        fprintf(stderr, "fuglu: process %ld named in %s is %s: not signalled (a stale pidfile?)\n", pid, pidfile,
+                c ? comm : "not running");
+        return 1;
+    }
     if (kill((pid_t)pid, SIGHUP) != 0) {
         fprintf(stderr, "fuglu: cannot signal process %ld: %s\n", pid, strerror(errno));
         return 1;
@@ -325,8 +342,9 @@ int main(int argc, char **argv)
     }
     fg_controller_run(ctl);
     int clean = fg_controller_free(ctl);
-    if (pidfile_written && unlink(pidfile) != 0)
-        fg_log("fuglu.MainController", FG_WARNING, "cannot remove pidfile %s: %s", pidfile, strerror(errno));
+    if (pidfile_written && unlink(pidfile) != 0)   /* root's file in root's directory: expected after a drop */
+        fg_log("fuglu.MainController", errno == EACCES ? FG_INFO : FG_WARNING,
+               "cannot remove pidfile %s: %s (the next start replaces it)", pidfile, strerror(errno));
     fg_log("fuglu.MainController", FG_INFO, "shutdown complete");
     fg_log_shutdown();
     if (clean) {
