@@ -448,9 +448,14 @@ class QueueLengthTests(FugluCase):
         for t in threads:
             t.start()
         try:
-            self.assertTrue(wait_for(lambda: self.queue_length() == self.waiting, 5),
-                            "fuglu_queue_length never reached %d" % self.waiting)
-            self.assertRegex(self.fetch("/"), r"queue %d &middot;" % self.waiting)
+            # one message in the worker (a process worker may still be starting: wait for it) and
+            # the others in the queue
+            page = lambda: self.fetch("/")
+            self.assertTrue(wait_for(lambda: self.queue_length() == self.waiting and
+                                     "workers busy 1 of 1 &middot; queue %d &middot;" % self.waiting in page(),
+                                     10 * SCALE),
+                            "fuglu_queue_length and the status page never showed 1 busy and %d queued: %s"
+                            % (self.waiting, page()[:600]))
         finally:
             for t in threads:
                 t.join(30 * SCALE)
