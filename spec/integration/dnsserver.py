@@ -10,12 +10,13 @@ on demand: answer SERVFAIL, say nothing, count the queries it gets (the cache te
 
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import threading
 import time
+
+from redisserver import stop_process
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 
@@ -104,13 +105,7 @@ class Unbound:
         return self.log().count(" %s. " % name)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
 

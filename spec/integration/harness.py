@@ -9,6 +9,7 @@ Environment: FUGLU_BIN (the daemon to test), FUGLU_TEST_TIMEOUT_SCALE (multiplie
 under a sanitizer build), FUGLU_KEEP_TMP=1 (keep the temporary directories for inspection).
 """
 
+import base64
 import getpass
 import grp
 import importlib.util
@@ -392,6 +393,18 @@ class FugluCase(unittest.TestCase):
         """Waits until the sink holds at least count messages; returns the list."""
         wait_for(lambda: self.sink_count() >= count, timeout)
         return self.sink.messages()
+
+    def send_probe(self, headers, subject, body="Hello.\r\n"):
+        """Sends a message to a probe plugin (spec/plugins/probe_support.lua) and returns what it
+        reported in the X-Probe-Result header of the delivered copy: a dict of key=value lines."""
+        before = self.sink_count()
+        reply = self.send_one(make_message(list(headers), subject=subject, body=body))
+        self.assertTrue(reply.startswith("250 "), "%s: %s\n%s" % (subject, reply, self.daemon.log_tail(30)))
+        data = self.wait_sink(before + 1)[-1][1]
+        self.assertIn(b"X-Probe-Result: ", data, data[:2000])
+        value = data.split(b"X-Probe-Result: ", 1)[1].split(b"\r\n", 1)[0]
+        return dict(line.partition("=")[::2]
+                    for line in base64.b64decode(value).decode("utf-8", "replace").split("\n"))
 
     def send_one(self, data, mail_from="a@example.org", rcpts=("b@example.net",), **kw):
         with self.client() as c:

@@ -7,7 +7,6 @@ A probe plugin runs the lookups named in X-Probe and adds the results as an X-Pr
 (base64 of "key=value" lines), as in test_socket.
 """
 
-import base64
 import os
 import time
 
@@ -32,8 +31,6 @@ RECORDS = [
 
 PROBE_PLUGIN = r'''
 local plugin = require "fuglu.plugin"
-local actions = require "fuglu.actions"
-local codec = require "fuglu_codec"
 local dns = require "fuglu.dns"
 local sys = require "fuglu_sys"
 local log = require "fuglu.log"
@@ -99,17 +96,7 @@ function scenarios.deadline(r)
         sys.monotonic() - t0))
 end
 
-function DnsProbe:examine(suspect)
-    local name = suspect:get_message_rep():header("X-Probe")[1]
-    if not name then return actions.DUNNO end
-    local r = {}
-    scenarios[name](r, suspect)
-    local lines = {}
-    for k, v in pairs(r) do lines[#lines + 1] = k .. "=" .. v end
-    table.sort(lines)
-    suspect:add_header("X-Probe-Result", codec.b64encode(table.concat(lines, "\n")))
-    return actions.DUNNO
-end
+DnsProbe.examine = require("probe_support").examine(scenarios)
 
 return DnsProbe
 '''
@@ -133,12 +120,7 @@ class DnsCase(FugluCase):
         values["main.nameservers"] = cls.nameservers()
 
     def probe(self, name, headers=()):
-        before = self.sink_count()
-        reply = self.send_one(make_message([("X-Probe", name)] + list(headers), subject=name))
-        self.assertTrue(reply.startswith("250 "), "%s: %s\n%s" % (name, reply, self.daemon.log_tail(30)))
-        data = self.wait_sink(before + 1)[-1][1]
-        value = data.split(b"X-Probe-Result: ", 1)[1].split(b"\r\n", 1)[0]
-        return dict(line.partition("=")[::2] for line in base64.b64decode(value).decode().split("\n"))
+        return self.send_probe([("X-Probe", name)] + list(headers), name)
 
 
 class DnsUnboundTests(DnsCase):

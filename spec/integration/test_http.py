@@ -6,7 +6,6 @@ A probe plugin runs the scenario named in X-Probe and adds the results as an X-P
 (base64 of "key=value" lines), as in test_socket.
 """
 
-import base64
 import hashlib
 import http.server
 import os
@@ -19,12 +18,10 @@ from dnsserver import Unbound
 import re
 import urllib.request
 
-from harness import FugluCase, PLUGIN_DIR, SCALE, free_port, make_message
+from harness import FugluCase, PLUGIN_DIR, SCALE, free_port
 
 PROBE_PLUGIN = r'''
 local plugin = require "fuglu.plugin"
-local actions = require "fuglu.actions"
-local codec = require "fuglu_codec"
 local http = require "fuglu.http"
 local sys = require "fuglu_sys"
 
@@ -86,17 +83,7 @@ function scenarios.names(r, suspect)
     r.raw = tostring(err)
 end
 
-function HttpProbe:examine(suspect)
-    local name = header(suspect, "X-Probe")
-    if not name then return actions.DUNNO end
-    local r = {}
-    scenarios[name](r, suspect)
-    local lines = {}
-    for k, v in pairs(r) do lines[#lines + 1] = k .. "=" .. v:gsub("\n", " ") end
-    table.sort(lines)
-    suspect:add_header("X-Probe-Result", codec.b64encode(table.concat(lines, "\n")))
-    return actions.DUNNO
-end
+HttpProbe.examine = require("probe_support").examine(scenarios)
 
 return HttpProbe
 '''
@@ -200,13 +187,7 @@ class HttpTests(FugluCase):
         super()._cleanup()
 
     def probe(self, name, base, headers=(), body="Hello.\r\n"):
-        before = self.sink_count()
-        reply = self.send_one(make_message([("X-Probe", name), ("X-Probe-Base", base)] + list(headers),
-                                           subject=name, body=body))
-        self.assertTrue(reply.startswith("250 "), "%s: %s\n%s" % (name, reply, self.daemon.log_tail(30)))
-        data = self.wait_sink(before + 1)[-1][1]
-        value = data.split(b"X-Probe-Result: ", 1)[1].split(b"\r\n", 1)[0]
-        return dict(line.partition("=")[::2] for line in base64.b64decode(value).decode().split("\n"))
+        return self.send_probe([("X-Probe", name), ("X-Probe-Base", base)] + list(headers), name, body)
 
     def base(self, srv, scheme="http", host="127.0.0.1"):
         return "%s://%s:%d" % (scheme, host, srv.server_address[1])

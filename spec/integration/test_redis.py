@@ -5,20 +5,17 @@ A probe plugin runs the scenario named in X-Probe and adds the results as an X-P
 header (base64 of "key=value" lines), as in test_socket.
 """
 
-import base64
 import os
 import socket
 import threading
 
-from harness import FugluCase, PLUGIN_DIR, SCALE, make_message
+from harness import FugluCase, PLUGIN_DIR, SCALE
 from redisserver import Redis
 
 PASSWORD = "s3cret-for-tests"
 
 PROBE_PLUGIN = r'''
 local plugin = require "fuglu.plugin"
-local actions = require "fuglu.actions"
-local codec = require "fuglu_codec"
 local redis = require "fuglu_redis"
 local sys = require "fuglu_sys"
 
@@ -109,17 +106,7 @@ function scenarios.sentinel(r, suspect)
     r.unknown = show(bad:call("PING"))
 end
 
-function RedisProbe:examine(suspect)
-    local name = header(suspect, "X-Probe")
-    if not name then return actions.DUNNO end
-    local r = {}
-    scenarios[name](r, suspect)
-    local lines = {}
-    for k, v in pairs(r) do lines[#lines + 1] = k .. "=" .. v end
-    table.sort(lines)
-    suspect:add_header("X-Probe-Result", codec.b64encode(table.concat(lines, "\n")))
-    return actions.DUNNO
-end
+RedisProbe.examine = require("probe_support").examine(scenarios)
 
 return RedisProbe
 '''
@@ -180,14 +167,9 @@ class RedisTests(FugluCase):
         super()._cleanup()
 
     def probe(self, name, server=None, headers=()):
-        before = self.sink_count()
         hdrs = [("X-Probe", name), ("X-Probe-Server", server or "127.0.0.1:%d" % self.redis.port),
                 ("X-Probe-Password", PASSWORD)] + list(headers)
-        reply = self.send_one(make_message(hdrs, subject=name))
-        self.assertTrue(reply.startswith("250 "), "%s: %s\n%s" % (name, reply, self.daemon.log_tail(30)))
-        data = self.wait_sink(before + 1)[-1][1]
-        value = data.split(b"X-Probe-Result: ", 1)[1].split(b"\r\n", 1)[0]
-        return dict(line.partition("=")[::2] for line in base64.b64decode(value).decode().split("\n"))
+        return self.send_probe(hdrs, name)
 
     def test_commands_and_replies(self):
         self.redis.cli("DEL", "n")

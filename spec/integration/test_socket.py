@@ -7,7 +7,6 @@ address is in X-Probe-Peer, and adds what it saw as an X-Probe-Result header (ba
 threads on loopback (TCP on 127.0.0.1 and ::1, a unix socket, UDP), stopped with the test class.
 """
 
-import base64
 import hashlib
 import json
 import os
@@ -23,7 +22,6 @@ from harness import FugluCase, PLUGIN_DIR, SCALE, control, free_port, make_messa
 PROBE_PLUGIN = r'''
 local plugin = require "fuglu.plugin"
 local actions = require "fuglu.actions"
-local codec = require "fuglu_codec"
 local socket = require "fuglu_socket"
 local sys = require "fuglu_sys"
 local log = require "fuglu.log"
@@ -194,19 +192,9 @@ function scenarios.problem(r, spec)
     if not ok then return actions.DEFER, "service problem: " .. tostring(err) end
 end
 
-function ProbePlugin:examine(suspect)
-    local msg = suspect:get_message_rep()
-    local name = msg:header("X-Probe")[1]
-    if not name then return actions.DUNNO end
-    local r = {}
-    local action, text = scenarios[name](r, msg:header("X-Probe-Peer")[1] or "", suspect)
-    if action then return action, text end
-    local lines = {}
-    for k, v in pairs(r) do lines[#lines + 1] = k .. "=" .. v end
-    table.sort(lines)
-    suspect:add_header("X-Probe-Result", codec.b64encode(table.concat(lines, "\n")))
-    return actions.DUNNO
-end
+ProbePlugin.examine = require("probe_support").examine(scenarios, function(_, msg)
+    return msg:header("X-Probe-Peer")[1] or ""
+end)
 
 return ProbePlugin
 '''
@@ -407,19 +395,7 @@ class SocketApiTests(FugluCase):
         super()._cleanup()
 
     def probe(self, name, peer, subject=None, body="Hello.\r\n", headers=()):
-        before = self.sink_count()
-        reply = self.send_one(make_message([("X-Probe", name), ("X-Probe-Peer", peer)] + list(headers), body=body,
-                                           subject=subject or name))
-        self.assertTrue(reply.startswith("250 "), "%s: %s\n%s" % (name, reply, self.daemon.log_tail(30)))
-        msgs = self.wait_sink(before + 1)
-        data = msgs[-1][1]
-        self.assertIn(b"X-Probe-Result: ", data, data[:2000])
-        value = data.split(b"X-Probe-Result: ", 1)[1].split(b"\r\n", 1)[0]
-        result = {}
-        for line in base64.b64decode(value).decode("utf-8", "replace").split("\n"):
-            k, _, v = line.partition("=")
-            result[k] = v
-        return result
+        return self.send_probe([("X-Probe", name), ("X-Probe-Peer", peer)] + list(headers), subject or name, body)
 
     def test_ping_ipv4_ipv6_unix(self):
         for peer in (self.tcp, self.tcp6, "unix:" + self.unix_path):
