@@ -1,0 +1,187 @@
+"""Real scanning services for the tests, on loopback only, each started in a temp dir of its own
+and stopped by PID: clamd (a private signature database: the EICAR test file and a text marker,
+no freshclam, no network), spamd (-L: local tests only, no DNS) and rspamd (its DNS pointed at a
+local DNS server so nothing leaves the machine). Also Silent, a server that accepts and never
+answers (a hanging service), and Refused, a port nothing listens on."""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from redisserver import free_port, stop_process
+
+CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
+SPAMD = shutil.which("spamd") or "/usr/sbin/spamd"
+RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+EICAR_NAME = "Eicar-Test-Signature-Custom.UNOFFICIAL"
+MARKER = b"FUFILTER-TEST-VIRUS-MARKER"
+MARKER_NAME = "Test.Marker.FuFilter.UNOFFICIAL"
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def _wait(predicate, timeout, proc, what, log):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s: %s" % (what, proc.returncode, log()))
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise RuntimeError("%s did not answer within %d s: %s" % (what, timeout, log()))
+
+
+def _tail(path, n=3000):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-n:]
+    except OSError:
+        return ""
+
+
+def service_dir(prefix, owner=None):
+    """A temp dir the service's own user can enter (mkdtemp makes 0700 dirs)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    if owner and os.getuid() == 0:
+        pw = pwd.getpwnam(owner)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    return d
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+class Clamd:
+    """clamd in the foreground (its PID is ours), TCP on 127.0.0.1 and a unix socket."""
+
+    def __init__(self):
+        self.dir = service_dir("fuglu-clamd-")
+        self.port = free_port()
+        self.socket = os.path.join(self.dir, "clamd.sock")
+        db = os.path.join(self.dir, "db")
+        os.makedirs(db)
+        with open(os.path.join(db, "custom.hdb"), "w") as f:
+            f.write("44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature-Custom\n")
+        with open(os.path.join(db, "custom.ndb"), "w") as f:
+            f.write("Test.Marker.FuFilter:0:*:%s\n" % MARKER.hex())
+        self.log_path = os.path.join(self.dir, "clamd.log")
+        self.conf = os.path.join(self.dir, "clamd.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join([
+                "LocalSocket %s" % self.socket, "LocalSocketMode 666",
+                "TCPSocket %d" % self.port, "TCPAddr 127.0.0.1",
+                "DatabaseDirectory %s" % db, "LogFile %s" % self.log_path, "LogTime yes",
+                "Foreground yes", "MaxThreads 4", "StreamMaxLength 50M", "ScanMail yes",
+                "SelfCheck 0"]) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([CLAMD, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: self.command(b"zPING\0") == b"PONG" and os.path.exists(self.socket),
+              30, self.proc, "clamd", self.log)
+        return self
+
+    def command(self, cmd, timeout=2):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+                s.sendall(cmd)
+                data = b""
+                while not data.endswith(b"\0"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data.rstrip(b"\0")
+        except OSError:
+            return b""
+
+    def log(self):
+        return _tail(self.log_path)
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Spamd:
+    """spamd -L in the foreground (TERM to the parent stops the children), on 127.0.0.1."""
+
+    def __init__(self):
+        self.user = "debian-spamd" if os.getuid() == 0 and _user_exists("debian-spamd") else None
+        self.dir = service_dir("fuglu-spamd-", self.user)
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, "spamd.log")
+        self.proc = None
+
+    def start(self):
+        args = [SPAMD, "--listen=127.0.0.1:%d" % self.port, "-L", "--max-children=2",
+                "--min-children=1", "--nouser-config", "-H", self.dir, "-s", self.log_path]
+        if self.user:
+            args += ["-u", self.user, "-g", self.user]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, cwd=self.dir)
+        _wait(self.ping, 60, self.proc, "spamd", self.log)
+        return self
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"PING SPAMC/1.2\r\n\r\n")
+                return b"PONG" in s.recv(100)
+        except OSError:
+            return False
+
+    def log(self):
+        return _tail(self.log_path)
+
+    def stop(self):
+        stop_process(self.proc, timeout=15)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Silent:
+    """Accepts connections, reads what comes and never answers: a service that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                continue
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
