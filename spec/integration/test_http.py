@@ -33,7 +33,7 @@ local scenarios = {}
 
 function scenarios.get(r, suspect)
     local base = header(suspect, "X-Probe-Base")
-    local res, err = http.get(base .. "/echo?x=1", { headers = { ["X-Custom"] = "v1", ["X-Evil"] = "a\r\nInjected: 1" } })
+    local res, err = http.get(base .. "/echo?x=1", { headers = { ["X-Custom"] = "v1", ["X-Evil"] = "a\r\nInjected: 1", ["X-Rcpt"] = { "a@x", "b@y" } } })
     if not res then r.err = err return end
     r.status, r.body = tostring(res.status), res.body
     r.ctype, r.multi = tostring(res.headers["content-type"]), tostring(res.headers["x-multi"])
@@ -114,6 +114,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = ("%s %s custom=%s evil=%s injected=%s" % (
                 self.command, self.path, self.headers.get("X-Custom"), self.headers.get("X-Evil"),
                 self.headers.get("Injected"))).encode()
+            if self.headers.get_all("X-Rcpt"):
+                body += (" rcpt=%s" % "|".join(self.headers.get_all("X-Rcpt"))).encode()
             self.reply(200, body, extra=[("X-Multi", "one"), ("X-Multi", "two")])
         elif self.path == "/slow":
             time.sleep(2)
@@ -196,7 +198,7 @@ class HttpTests(FugluCase):
         self.plain.connections.clear()
         r = self.probe("get", self.base(self.plain))
         self.assertEqual(r["status"], "200")
-        self.assertEqual(r["body"], "GET /echo?x=1 custom=v1 evil=None injected=None")   # no header injection
+        self.assertEqual(r["body"], "GET /echo?x=1 custom=v1 evil=None injected=None rcpt=a@x|b@y")   # no header injection
         self.assertEqual(r["ctype"], "text/plain")
         self.assertEqual(r["multi"], "one, two")
         self.assertEqual(r["notfound"], "404")

@@ -259,14 +259,26 @@ static int l_http_request(lua_State *L)
     lua_getfield(L, 1, "headers");
     if (lua_istable(L, -1)) {
         for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
-            if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+            if (lua_type(L, -2) != LUA_TSTRING)
                 continue;
-            const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-            if (strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+            const char *k = lua_tostring(L, -2);
+            if (strpbrk(k, "\r\n:"))
                 continue;   /* no header injection */
-            char *line = xasprintf("%s: %s", k, v);
-            hdrs = curl_slist_append(hdrs, line);
-            free(line);
+            /* a value or an array of values (the header repeated, e.g. rspamd's Rcpt) */
+            int n = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 1;
+            for (int i = 1; i <= n && i <= 1000; i++) {
+                if (lua_istable(L, -1))
+                    lua_rawgeti(L, -1, i);
+                else
+                    lua_pushvalue(L, -1);
+                const char *v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+                if (v && !strpbrk(v, "\r\n")) {
+                    char *line = xasprintf("%s: %s", k, v);
+                    hdrs = curl_slist_append(hdrs, line);
+                    free(line);
+                }
+                lua_pop(L, 1);
+            }
         }
     }
     lua_pop(L, 1);
