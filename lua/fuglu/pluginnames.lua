@@ -14,6 +14,7 @@ pluginnames.ALIASES = {
     spamassassin = "SAPlugin", vacation = "VacationPlugin", actionoverride = "ActionOverridePlugin",
     icap = "ICAPPlugin", sssp = "SSSPPlugin", fprot = "FprotPlugin", scriptfilter = "ScriptFilter",
     dkimsign = "DKIMSignPlugin", dkimverify = "DKIMVerifyPlugin", spf = "SPFPlugin",
+    rspamd = "RspamdPlugin",
 }
 
 -- A rule argument "A,B, C" -> {"A", "B", "C"} (empty entries dropped).

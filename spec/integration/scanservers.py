@@ -185,3 +185,91 @@ class Silent:
         for c in self.conns:
             c.close()
         self.sock.close()
+
+
+RSPAMD_LOCAL_LUA = r'''
+-- test symbol: X-Test-Rspamd-Score: N adds N to the score (the tests pick rspamd's action)
+rspamd_config:register_symbol{
+  name = 'FUGLU_TEST_SCORE', score = 1.0, group = 'fuglu_test',
+  callback = function(task)
+    local h = task:get_header('X-Test-Rspamd-Score')
+    if h and tonumber(h) then return true, tonumber(h), 'test' end
+    return false
+  end
+}
+'''
+
+
+class Rspamd:
+    """rspamd in the foreground (-f; its PID is ours): one normal worker on 127.0.0.1, no proxy,
+    a controller on another loopback port. Its DNS goes to dns_port (an Unbound that refuses
+    everything but its test zones), so no query and no map download leaves the machine. The
+    actions' thresholds are far apart (greylist 20, add header 40, rewrite subject 60, reject 80)
+    and the test header X-Test-Rspamd-Score moves a message into one of them. The compiled
+    Hyperscan cache is kept in /tmp/fuglu-rspamd-cache, so only the first start is slow."""
+
+    CACHE = "/tmp/fuglu-rspamd-cache"
+
+    def __init__(self, dns_port):
+        self.user = "_rspamd" if os.getuid() == 0 and _user_exists("_rspamd") else None
+        self.dir = service_dir("fuglu-rspamd-", self.user)
+        self.port = free_port()
+        self.controller = free_port()
+        conf = os.path.join(self.dir, "etc")
+        local = os.path.join(conf, "local.d")
+        os.makedirs(local)
+        for sub in ("run", "log"):
+            os.makedirs(os.path.join(self.dir, sub))
+        os.makedirs(self.CACHE, exist_ok=True)
+        files = {
+            "options.inc": 'dns { nameserver = ["127.0.0.1:%d"]; timeout = 1s; retransmits = 1; }\n' % dns_port,
+            "worker-normal.inc": 'bind_socket = "127.0.0.1:%d"; count = 1;\n' % self.port,
+            "worker-controller.inc": 'bind_socket = "127.0.0.1:%d";\n' % self.controller,
+            "worker-proxy.inc": "enabled = false;\n",
+            "worker-fuzzy.inc": "enabled = false;\n",
+            "logging.inc": 'type = "file"; filename = "%s/log/rspamd.log"; level = "notice";\n' % self.dir,
+            "actions.conf": "greylist = 20; add_header = 40; rewrite_subject = 60; reject = 80;\n"
+                            'subject = "***SPAM*** %s";\n',
+            "redis.conf": "enabled = false;\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(local, name), "w") as f:
+                f.write(text)
+        with open(os.path.join(conf, "rspamd.local.lua"), "w") as f:
+            f.write(RSPAMD_LOCAL_LUA)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            for root, dirs, fls in os.walk(self.dir):
+                for n in dirs + fls:
+                    os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+            os.chown(self.CACHE, pw.pw_uid, pw.pw_gid)
+        self.log_path = os.path.join(self.dir, "log", "rspamd.log")
+        self.proc = None
+
+    def start(self):
+        args = [RSPAMD, "-f", "-c", "/etc/rspamd/rspamd.conf",
+                "--var", "LOCAL_CONFDIR=%s" % os.path.join(self.dir, "etc"),
+                "--var", "DBDIR=%s" % self.CACHE, "--var", "RUNDIR=%s" % os.path.join(self.dir, "run"),
+                "--var", "LOGDIR=%s" % os.path.join(self.dir, "log")]
+        if self.user:
+            args += ["-u", self.user, "-g", self.user]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, cwd=self.dir)
+        _wait(self.ping, 120, self.proc, "rspamd", self.log)
+        return self
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+                return b"pong" in s.recv(1000)
+        except OSError:
+            return False
+
+    def log(self):
+        return _tail(self.log_path)
+
+    def stop(self):
+        stop_process(self.proc, timeout=15)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
