@@ -101,7 +101,9 @@ function av.lint_eicar(p, scan)
     local msg = message_lib.from_string(av.eicar_message())
     local viruses, err = scan(msg)
     if viruses == nil then
-        if err then return p:service_problem("%s: EICAR scan failed: %s", p.enginename, tostring(err)) end
+        return p:service_problem("%s: EICAR scan failed: %s", p.enginename, tostring(err))
+    end
+    if next(viruses) == nil then
         print("EICAR Test virus not found!")
         return false
     end

@@ -66,6 +66,14 @@ function loader.add_module_path(config, options)
     end
 end
 
+-- Fuglu plugins for scanners whose vendors ended them: named, instead of "not found".
+loader.DISCONTINUED = {
+    fprot = "F-Prot Antivirus was discontinued by its vendor (end of life July 2021)",
+    fprotplugin = "F-Prot Antivirus was discontinued by its vendor (end of life July 2021)",
+    drweb = "Fuglu's Dr.Web (drwebd) plugin was experimental and never worked on Python 3",
+    drwebplugin = "Fuglu's Dr.Web (drwebd) plugin was experimental and never worked on Python 3",
+}
+
 -- The path of a plugin file, or nil and "plugin 'x' not found (looked in: ...)".
 function loader.find(name, config, options)
     local file = config:get("PluginAlias", name, name)
@@ -77,6 +85,11 @@ function loader.find(name, config, options)
         tried[#tried + 1] = path
     end
     local via = file ~= name and (" (alias of '" .. file .. "')") or ""
+    local dead = loader.DISCONTINUED[file:lower()] or loader.DISCONTINUED[name:lower()]
+    if dead then
+        return nil, string.format("plugin '%s'%s: %s; no plugin for it is shipped (use clamav, icap or sssp)",
+            name, via, dead)
+    end
     return nil, string.format("plugin '%s'%s not found (looked in: %s)", name, via, table.concat(tried, ", "))
 end
 

@@ -273,3 +273,54 @@ class Rspamd:
         stop_process(self.proc, timeout=15)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CIcap:
+    """c-icap in the foreground (-N) with its virus_scan service scanning through clamd's unix
+    socket (a Clamd of ours): RESPMOD on icap://127.0.0.1:PORT/avscan."""
+
+    MODULES = "/usr/lib/x86_64-linux-gnu/c_icap"
+
+    def __init__(self, clamd):
+        self.dir = service_dir("fuglu-cicap-")
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.conf = os.path.join(self.dir, "c-icap.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join([
+                "PidFile %s/c-icap.pid" % self.dir, "CommandsSocket %s/c-icap.ctl" % self.dir,
+                "Timeout 30", "StartServers 1", "MaxServers 1", "MinSpareThreads 2",
+                "MaxSpareThreads 4", "ThreadsPerChild 4", "Port 127.0.0.1:%d" % self.port,
+                "TmpDir %s" % self.dir, "ServerLog %s" % self.log_path,
+                "AccessLog %s/access.log" % self.dir, "DebugLevel 1",
+                "ModulesDir %s" % self.MODULES, "ServicesDir %s" % self.MODULES,
+                "TemplateDir /usr/share/c_icap/templates/", "TemplateDefaultLanguage en",
+                "LoadMagicFile /etc/c-icap/c-icap.magic",
+                "Module common clamd_mod.so", "clamd_mod.ClamdSocket %s" % clamd.socket,
+                "Service antivirus_module virus_scan.so",
+                "ServiceAlias avscan virus_scan?allow204=on&sizelimit=off&mode=simple",
+                "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE",
+                "virus_scan.DefaultEngine clamd", "virus_scan.Allow204Responces on"]) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["/usr/bin/c-icap", "-N", "-f", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
+        _wait(self.options_ok, 30, self.proc, "c-icap", self.log)
+        return self
+
+    def options_ok(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\nHost: 127.0.0.1\r\nEncapsulated: null-body=0\r\n\r\n")
+                return s.recv(1000).startswith(b"ICAP/1.0 200")
+        except OSError:
+            return False
+
+    def log(self):
+        return _tail(self.log_path)
+
+    def stop(self):
+        stop_process(self.proc, timeout=15)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -622,7 +622,20 @@ static int l_sock_send(lua_State *L)
         const char *frame = luaL_optstring(L, -1, NULL);
         lua_getfield(L, 3, "terminate");
         terminate = lua_toboolean(L, -1);
-        lua_pop(L, 3);
+        lua_getfield(L, 3, "offset");
+        lua_Integer off = luaL_optinteger(L, -1, 0);
+        lua_getfield(L, 3, "length");
+        lua_Integer cnt = luaL_optinteger(L, -1, -1);
+        lua_pop(L, 5);
+        /* a slice of a string or message: still sent from where its bytes lie */
+        luaL_argcheck(L, !is_table || (off == 0 && cnt < 0), 3, "offset and length take one string or message");
+        luaL_argcheck(L, off >= 0, 3, "offset must be 0 or more");
+        if ((size_t)off > len)
+            off = (lua_Integer)len;
+        data += off;
+        len -= (size_t)off;
+        if (cnt >= 0 && (size_t)cnt < len)
+            len = (size_t)cnt;
         if (frame && strcmp(frame, "u32be") != 0)
             return luaL_argerror(L, 3, "frame must be \"u32be\"");
         framed = frame != NULL;
