@@ -7,7 +7,7 @@ DESTDIR  ?=
 SYSCONFDIR ?= /etc/fuglu
 DATADIR  ?= $(PREFIX)/share/fuglu
 
-PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8 libssl libcrypto libcares hiredis libcurl
+PKGS     := luajit gmime-3.0 libevent libevent_pthreads libpcre2-8 libssl libcrypto libcares hiredis libcurl libmagic libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -140,6 +140,13 @@ install: all
 	cp -R rules/. $(DESTDIR)$(DATADIR)/rules/
 	for f in conf/*.dist; do install -m 644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
 	@if [ -d conf/templates ]; then cp -R conf/templates $(DESTDIR)$(SYSCONFDIR)/; fi
+	# FiletypePlugin's rules and bounce template where its defaults look (rulesdir=SYSCONFDIR/rules,
+	# template_blockedfile=SYSCONFDIR/templates/blockedfile.tmpl); an admin's own files are kept
+	install -d $(DESTDIR)$(SYSCONFDIR)/rules $(DESTDIR)$(SYSCONFDIR)/templates
+	for f in rules/default-*.conf; do t=$(DESTDIR)$(SYSCONFDIR)/rules/$${f#rules/}; \
+	    [ -e $$t ] || install -m 644 $$f $$t; done
+	for f in conf/templates/*.tmpl.dist; do b=$${f#conf/templates/}; t=$(DESTDIR)$(SYSCONFDIR)/templates/$${b%.dist}; \
+	    [ -e $$t ] || install -m 644 $$f $$t; done
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

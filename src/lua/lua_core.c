@@ -3,6 +3,7 @@
  * the library entry luaopen_fuglu_core, which only busted and the bench scripts use.
  */
 #include "lua/lua_core.h"
+#include "lua/lua_filetype.h"
 #include "monitor/stats.h"
 #include "lib/util.h"
 
@@ -29,6 +30,7 @@ static const luaL_Reg core_modules[] = {
     {"fuglu_regex", luaopen_fuglu_regex},
     {"fuglu_htmlstrip", luaopen_fuglu_htmlstrip},
     {"fuglu_stats", luaopen_fuglu_stats},
+    {"fuglu_filetype", luaopen_fuglu_filetype},
     {NULL, NULL},
 };
 

@@ -69,6 +69,12 @@ void fg_lua_mime_push_parts(lua_State *L, fg_lua_mime *mime);
 /* Pushes the transfer-decoded payload of part index (1-based), or for as_text the text of a text/any
  * leaf part in UTF-8; nil where there is none. */
 void fg_lua_mime_push_payload(lua_State *L, fg_lua_mime *mime, lua_Integer index, bool as_text);
+/* The number of parts listed. */
+size_t fg_lua_mime_count(const fg_lua_mime *mime);
+/* The transfer-decoded bytes of leaf part index (1-based), for C consumers that must not copy them
+ * into Lua (lua_filetype.c): g_malloc'd (free with g_free), NUL-terminated, *len without the NUL;
+ * NULL for multiparts, message/rfc822 parts and indexes out of range. */
+char *fg_lua_mime_part_bytes(fg_lua_mime *mime, long index, size_t *len);
 
 /* ---- helpers ---- */
 

@@ -10,6 +10,9 @@
  * MIME_MAX_DEPTH levels are listed; when parts were left out the array gets `truncated = true`.
  * A message GMime cannot make sense of still has one part: the root as text/plain whose payload is
  * everything after the header block (the whole message when it has no header field at all).
+ * Text after a multipart's closing boundary (its epilogue) that starts with "content" is parsed
+ * as one more part, listed after the multipart's children with `epilogue = true`: mail clients
+ * ignore it, but some MTAs and scanners do not, so the attachment checks must see it.
  *
  * Part fields beyond the GMime values: is_attachment is true for a leaf part with
  * "Content-Disposition: attachment" or a file name. The root's headers are the message's headers
@@ -37,6 +40,7 @@ typedef struct mime_part {
     GMimeObject *object;        /* NULL: the text/plain root of a message GMime could not parse */
     GMimeMessage *message;      /* the (inner) message this part is the top of, else NULL */
     int depth;
+    bool epilogue;              /* parsed from a multipart's epilogue (text after its last boundary) */
 } mime_part;
 
 struct fg_lua_mime {
@@ -50,6 +54,7 @@ struct fg_lua_mime {
     size_t cap;
     bool truncated;
     bool headerless;            /* no header field at all: the whole message is the root's body */
+    GPtrArray *hidden;          /* the objects parsed from epilogues (owned), or NULL */
 };
 
 static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
@@ -223,35 +228,69 @@ char *fg_lua_mime_utf8_convert(const char *charset, const char *in, size_t len, 
 
 /* ---- parsing ---- */
 
-static void mime_add(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth)
+static bool mime_is_blank_or_eol(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void mime_add(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth, bool epilogue)
 {
     if (mime->nparts == mime->cap) {
         mime->cap = mime->cap ? mime->cap * 2 : 8;
         mime->parts = xrealloc(mime->parts, mime->cap * sizeof *mime->parts);
     }
-    mime->parts[mime->nparts++] = (mime_part){object, message, depth};
+    mime->parts[mime->nparts++] = (mime_part){object, message, depth, epilogue};
 }
 
-static void mime_walk(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth)
+static void mime_walk(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth, bool epilogue);
+
+/* A part hidden in a multipart's epilogue: text after the closing boundary that starts (after
+ * blanks) with "content" is parsed as one more MIME entity, as Fuglu's attachment manager does,
+ * and listed after the multipart's children at their depth. */
+static void mime_walk_epilogue(fg_lua_mime *mime, GMimeMultipart *multipart, int depth)
+{
+    const char *epilogue = g_mime_multipart_get_epilogue(multipart);
+    if (!epilogue)
+        return;
+    while (mime_is_blank_or_eol(*epilogue))
+        epilogue++;
+    if (g_ascii_strncasecmp(epilogue, "content", 7) != 0)
+        return;
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(epilogue, strlen(epilogue));
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    GMimeObject *hidden = g_mime_parser_construct_part(parser, mime_options);
+    g_object_unref(parser);
+    g_object_unref(stream);
+    if (!hidden)
+        return;
+    if (!mime->hidden)
+        mime->hidden = g_ptr_array_new_with_free_func(g_object_unref);
+    g_ptr_array_add(mime->hidden, hidden);
+    mime_walk(mime, hidden, NULL, depth, true);
+}
+
+static void mime_walk(fg_lua_mime *mime, GMimeObject *object, GMimeMessage *message, int depth, bool epilogue)
 {
     if (mime->nparts >= MIME_MAX_PARTS || depth > MIME_MAX_DEPTH) {
         mime->truncated = true;
         return;
     }
-    mime_add(mime, object, message, depth);
+    mime_add(mime, object, message, depth, epilogue);
     if (GMIME_IS_MULTIPART(object)) {
         GMimeMultipart *multipart = GMIME_MULTIPART(object);
         int count = g_mime_multipart_get_count(multipart);
         for (int i = 0; i < count; i++) {
             GMimeObject *child = g_mime_multipart_get_part(multipart, i);
             if (child)
-                mime_walk(mime, child, NULL, depth + 1);
+                mime_walk(mime, child, NULL, depth + 1, epilogue);
         }
+        mime_walk_epilogue(mime, multipart, depth + 1);
     } else if (GMIME_IS_MESSAGE_PART(object)) {
         GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
         GMimeObject *top = inner ? g_mime_message_get_mime_part(inner) : NULL;
         if (top)
-            mime_walk(mime, top, inner, depth + 1);
+            mime_walk(mime, top, inner, depth + 1, epilogue);
     }
 }
 
@@ -278,9 +317,9 @@ fg_lua_mime *fg_lua_mime_parse(const char *data, size_t len)
     }
     GMimeObject *top = mime->message ? g_mime_message_get_mime_part(mime->message) : NULL;
     if (top)
-        mime_walk(mime, top, mime->message, 0);
+        mime_walk(mime, top, mime->message, 0, false);
     else
-        mime_add(mime, NULL, NULL, 0);
+        mime_add(mime, NULL, NULL, 0, false);
     return mime;
 }
 
@@ -294,6 +333,8 @@ void fg_lua_mime_free(fg_lua_mime *mime)
         g_object_unref(mime->stream);
     if (mime->bytes)
         g_byte_array_free(mime->bytes, FALSE);
+    if (mime->hidden)
+        g_ptr_array_free(mime->hidden, TRUE);
     free(mime->parts);
     free(mime);
 }
@@ -519,6 +560,8 @@ static void mime_push_part(lua_State *L, fg_lua_mime *mime, size_t i, fg_lua_gua
     mime_set_bool(L, "is_attachment", leaf && (attachment_disposition || has_filename));
     mime_set_bool(L, "is_multipart", is_multipart);
     mime_set_bool(L, "is_message", is_message);
+    if (part->epilogue)
+        mime_set_bool(L, "epilogue", true);
 }
 
 void fg_lua_mime_push_parts(lua_State *L, fg_lua_mime *mime)
@@ -537,6 +580,20 @@ void fg_lua_mime_push_parts(lua_State *L, fg_lua_mime *mime)
 static void mime_byte_array_free(void *array)
 {
     g_byte_array_free(array, TRUE);
+}
+
+/* The transfer-decoded content of a leaf GMimePart, in a new array. */
+static GByteArray *mime_decode(GMimeObject *object)
+{
+    GByteArray *decoded = g_byte_array_new();
+    GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(object));
+    if (content) {
+        GMimeStream *out = g_mime_stream_mem_new_with_byte_array(decoded);
+        g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(out), FALSE);
+        g_mime_data_wrapper_write_to_stream(content, out);
+        g_object_unref(out);
+    }
+    return decoded;
 }
 
 /* The body of a message without a usable MIME structure: everything after the empty line. */
@@ -576,14 +633,7 @@ void fg_lua_mime_push_payload(lua_State *L, fg_lua_mime *mime, lua_Integer index
     const char *bytes;
     size_t len;
     if (object) {
-        GByteArray *decoded = g_byte_array_new();
-        GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(object));
-        if (content) {
-            GMimeStream *out = g_mime_stream_mem_new_with_byte_array(decoded);
-            g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(out), FALSE);
-            g_mime_data_wrapper_write_to_stream(content, out);
-            g_object_unref(out);
-        }
+        GByteArray *decoded = mime_decode(object);
         guard->ptr = decoded;
         guard->release = mime_byte_array_free;
         bytes = (const char *)decoded->data;
@@ -603,4 +653,31 @@ void fg_lua_mime_push_payload(lua_State *L, fg_lua_mime *mime, lua_Integer index
     }
     fg_lua_guard_release(guard);
     lua_remove(L, -2);
+}
+
+size_t fg_lua_mime_count(const fg_lua_mime *mime)
+{
+    return mime->nparts;
+}
+
+char *fg_lua_mime_part_bytes(fg_lua_mime *mime, long index, size_t *len)
+{
+    *len = 0;
+    if (index < 1 || (size_t)index > mime->nparts)
+        return NULL;
+    GMimeObject *object = mime->parts[index - 1].object;
+    if (object && !GMIME_IS_PART(object))
+        return NULL;
+    if (!object) {
+        const char *body;
+        mime_raw_body(mime, &body, len);
+        char *copy = g_malloc(*len + 1);
+        memcpy(copy, body, *len);
+        copy[*len] = '\0';
+        return copy;
+    }
+    GByteArray *decoded = mime_decode(object);
+    *len = decoded->len;
+    g_byte_array_append(decoded, (const guint8 *)"", 1);   /* NUL-terminated, not counted */
+    return (char *)g_byte_array_free(decoded, FALSE);
 }
