@@ -126,10 +126,11 @@ class Spamd:
         self.port = free_port()
         self.log_path = os.path.join(self.dir, "spamd.log")
         self.proc = None
+        self.max_children = 2
 
     def start(self):
-        args = [SPAMD, "--listen=127.0.0.1:%d" % self.port, "-L", "--max-children=2",
-                "--min-children=1", "--nouser-config", "-H", self.dir, "-s", self.log_path]
+        args = [SPAMD, "--listen=127.0.0.1:%d" % self.port, "-L", "--max-children=%d" % self.max_children,
+                "--min-children=%d" % min(2, self.max_children), "--nouser-config", "-H", self.dir, "-s", self.log_path]
         if self.user:
             args += ["-u", self.user, "-g", self.user]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
