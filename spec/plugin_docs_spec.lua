@@ -1,0 +1,16 @@
+-- doc/plugins.md lists every built-in plugin with all its options, as the classes declare them.
+
+describe("doc/plugins.md", function()
+    it("holds the options list tools/plugin-options.lua makes from the plugin classes", function()
+        local f = assert(io.open("doc/plugins.md", "rb"))
+        local doc = f:read("*a")
+        f:close()
+        local listed = doc:match("<!%-%- options:begin %-%->\n(.-)<!%-%- options:end %-%->")
+        assert.is_not_nil(listed, "doc/plugins.md has no options:begin/end markers")
+        local p = assert(io.popen("luajit tools/plugin-options.lua"))
+        local made = p:read("*a")
+        p:close()
+        assert.is_true(#made > 1000)
+        assert.are.equal(made, listed, "doc/plugins.md is out of date: regenerate it with luajit tools/plugin-options.lua")
+    end)
+end)
