@@ -241,6 +241,26 @@ static const char *ft_magic_buffer(magic_t cookie, const char *data, size_t len)
     return type;
 }
 
+/* Pushes the MIME type of data, or nil and why (no libmagic: the load error; libmagic failed). */
+static int ft_push_magic(lua_State *L, magic_t cookie, const char *data, size_t len)
+{
+    const char *type = NULL;
+    if (cookie)
+        type = ft_magic_buffer(cookie, data, len);
+    if (!type) {
+        const char *err = NULL;
+        if (!cookie)
+            ft_magic_get(L, &err);
+        else
+            err = magic_error(cookie);
+        lua_pushnil(L);
+        lua_pushstring(L, err ? err : "magic failed");
+        return 2;
+    }
+    lua_pushstring(L, type);
+    return 1;
+}
+
 /* ---- the scan context ---- */
 
 /* The archive open at one level and the member of it being read (whose bytes may be the next
@@ -717,21 +737,7 @@ static int l_ft_magic(lua_State *L)
     const char *data = fg_lua_bytes(L, 1, &len, "data");
     if (!data)
         return luaL_argerror(L, 1, "string or message object expected");
-    const char *err;
-    magic_t cookie = ft_magic_get(L, &err);
-    if (!cookie) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    const char *type = ft_magic_buffer(cookie, data, len);
-    if (!type) {
-        lua_pushnil(L);
-        lua_pushstring(L, magic_error(cookie) ? magic_error(cookie) : "magic failed");
-        return 2;
-    }
-    lua_pushstring(L, type);
-    return 1;
+    return ft_push_magic(L, ft_magic_get(L, &(const char *){NULL}), data, len);
 }
 
 /* part_magic(msg, i) -> mime type of the decoded bytes of leaf part i | nil (no leaf part) |
@@ -741,29 +747,16 @@ static int l_ft_part_magic(lua_State *L)
     fg_lua_mime *mime = ft_message_mime(L, 1);
     lua_Integer index = luaL_checkinteger(L, 2);
     const char *err;
-    magic_t cookie = ft_magic_get(L, &err);
-    if (!cookie) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    magic_t cookie = ft_magic_get(L, &err);   /* first: it may raise, the bytes would leak */
     size_t len;
-    char *bytes = fg_lua_mime_part_bytes(mime, (long)index, &len);
-    if (!bytes) {
+    char *bytes = cookie ? fg_lua_mime_part_bytes(mime, (long)index, &len) : NULL;
+    if (cookie && !bytes) {
         lua_pushnil(L);
         return 1;
     }
-    const char *type = ft_magic_buffer(cookie, bytes, len);
-    char copy[256];
-    snprintf(copy, sizeof copy, "%s", type ? type : "");
+    int n = ft_push_magic(L, cookie, bytes, bytes ? len : 0);   /* the type is libmagic's */
     g_free(bytes);
-    if (!type) {
-        lua_pushnil(L);
-        lua_pushstring(L, magic_error(cookie) ? magic_error(cookie) : "magic failed");
-        return 2;
-    }
-    lua_pushstring(L, copy);
-    return 1;
+    return n;
 }
 
 /* part_size(msg, i) -> bytes of the decoded leaf part i | nil. */
