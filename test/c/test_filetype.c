@@ -259,7 +259,7 @@ static void test_total_budget_and_members(void **state)
     (void)state;
     lua_State *L = new_state();
     member many[40];
-    char names[40][16];
+    char names[40][24];
     for (int i = 0; i < 40; i++) {
         snprintf(names[i], sizeof names[i], "f%02d.txt", i);
         many[i] = (member){names[i], "x\n", 2};
