@@ -395,11 +395,7 @@ function FiletypePlugin:send_bounce(suspect, blockinfo)
         return
     end
     self.logger:info("%s Sending attachment block bounce to %s", suspect.id, suspect.from_address)
-    local ok, bounce = pcall(require, "fuglu.bounce")
-    if not ok then
-        self.logger:error("%s: bounce module not available: %s", suspect.id, tostring(bounce))
-        return
-    end
+    local bounce = require "fuglu.bounce"   -- looked up per bounce: specs replace it
     local called, sent, err = pcall(bounce.send_template_file, self.config, suspect, suspect.from_address,
         self:get("template_blockedfile"), { blockinfo = blockinfo })
     if not called then
