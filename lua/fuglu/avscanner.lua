@@ -11,6 +11,7 @@
 -- {name = virusname} table) and, as Fuglu still sets it, <ClassName>.virus.
 
 local actions = require "fuglu.actions"
+local job = require "fuglu_job"
 local message_lib = require "fuglu_message"
 local template = require "fuglu.template"
 
@@ -44,6 +45,23 @@ function av.eicar_message()
         "--fuglu-eicar--",
         "",
     }, "\r\n")
+end
+
+-- Up to `retries` attempts of scan(msg) -> viruses | nil, err, each failure logged as a warning;
+-- stops early when the message was answered already. Returns viruses, or nil and the last error.
+function av.scan_with_retries(p, suspect, msg, scan, service)
+    local attempts = math.max(1, p:getint("retries"))
+    local _, _, where = p:peer()
+    local err
+    for attempt = 1, attempts do
+        local viruses
+        viruses, err = scan(msg)
+        if viruses then return viruses end
+        p.logger:warning("%s: problem with %s at %s (try %d of %d): %s", suspect.id, service, where,
+            attempt, attempts, tostring(err))
+        if job.cancelled() then break end
+    end
+    return nil, err
 end
 
 -- True (and logged) when the message is larger than maxsize: the scanner skips it.

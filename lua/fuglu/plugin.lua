@@ -43,6 +43,38 @@ end
 -- Fuglu's name for the default check; a plugin with its own lint() can call it first.
 plugin.check_config = Base.lint
 
+-- Lint helper: each named option must hold an action word (DUNNO, REJECT, DEFAULTVIRUSACTION,
+-- ...); prints the first that does not and returns false.
+function plugin.check_actions(p, options)
+    for _, option in ipairs(options) do
+        if actions.string_to_actioncode(p:get(option), p.config) == nil then
+            print(string.format("ERROR: [%s] %s: '%s' is not an action", p.section, option, p:get(option)))
+            return false
+        end
+    end
+    return true
+end
+
+-- A service plugin's peer from its host and port options: host and port as fuglu_socket takes
+-- them (a port that is not a number is a unix socket path: "unix:PATH", nil) and how logs name it.
+function Base:peer()
+    local host, port = self:get("host"), self:get("port")
+    local n = tonumber(port)
+    if n == nil then return "unix:" .. port, nil, port end
+    return host, n, (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
+end
+plugin.peer = Base.peer   -- for a plugin that overrides peer() and builds on it
+
+-- The action code an option names; one that names none is logged and counts as DUNNO.
+function Base:action_option(option, suspect)
+    local code = actions.string_to_actioncode(self:get(option), self.config)
+    if code == nil then
+        self.logger:error("%s: invalid %s '%s': DUNNO", suspect.id, option, self:get(option))
+        return actions.DUNNO
+    end
+    return code
+end
+
 -- What a lint() returns when its service (clamd, spamd, a database) does not answer:
 --   return self:service_problem("clamd at %s: %s", where, err)
 -- `fuglu --lint` counts it as an error; a reload logs it as a WARNING and goes on, since a service

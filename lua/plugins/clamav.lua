@@ -50,13 +50,6 @@ ClamavPlugin.enginename = "ClamAV"
 -- zIDSESSION connections are renewed after this many scans.
 ClamavPlugin.SESSION_SCANS = 5000
 
--- host, port (nil for a unix socket) as fuglu_socket wants them.
-function ClamavPlugin:peer()
-    local host, port = self:get("host"), self:get("port")
-    local n = tonumber(port)
-    if n == nil then return "unix:" .. port, nil, port end
-    return host, n, (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
-end
 
 function ClamavPlugin:connect()
     local host, port = self:peer()
@@ -174,17 +167,8 @@ end
 function ClamavPlugin:examine(suspect)
     if av.too_big(self, suspect) then return actions.DUNNO end
     local msg = suspect:get_message_rep()
-    local _, _, where = self:peer()
-    local attempts = math.max(1, self:getint("retries"))
-    local err
-    for attempt = 1, attempts do
-        local viruses
-        viruses, err = self:scan(msg)
-        if viruses then return av.report(self, suspect, viruses) end
-        self.logger:warning("%s: problem scanning with clamd at %s (try %d of %d): %s", suspect.id, where,
-            attempt, attempts, tostring(err))
-        if require("fuglu_job").cancelled() then break end
-    end
+    local viruses, err = av.scan_with_retries(self, suspect, msg, function(m) return self:scan(m) end, "clamd")
+    if viruses then return av.report(self, suspect, viruses) end
     if self:getboolean("clamscanfallback") then
         local viruses, cerr = self:scan_clamscan(msg)
         if viruses then
@@ -210,12 +194,7 @@ end
 
 function ClamavPlugin:lint()
     if not plugin.check_config(self) then return false end
-    for _, option in ipairs({ "virusaction", "problemaction" }) do
-        if actions.string_to_actioncode(self:get(option), self.config) == nil then
-            print(string.format("ERROR: [%s] %s: '%s' is not an action", self.section, option, self:get(option)))
-            return false
-        end
-    end
+    if not plugin.check_actions(self, { "virusaction", "problemaction" }) then return false end
     local _, _, where = self:peer()
     local pong, err = self:command("PING")
     if pong == nil then return self:service_problem("clamd at %s: %s", where, tostring(err)) end

@@ -130,15 +130,6 @@ local function symbol_list(symbols)
     return table.concat(out, ", ")
 end
 
-function RspamdPlugin:code_for(option, suspect)
-    local code = actions.string_to_actioncode(self:get(option), self.config)
-    if code == nil then
-        self.logger:error("%s: invalid %s '%s': DUNNO", suspect.id, option, self:get(option))
-        return actions.DUNNO
-    end
-    return code
-end
-
 function RspamdPlugin:examine(suspect)
     suspect.tags.spam[ENGINE] = false
     suspect.tags.highspam[ENGINE] = false
@@ -183,7 +174,7 @@ function RspamdPlugin:examine(suspect)
         self.logger:warning("%s: unknown rspamd action '%s': DUNNO", suspect.id, r.action)
         return actions.DUNNO
     end
-    local code = self:code_for(option, suspect)
+    local code = self:action_option(option, suspect)
     if high and r.action ~= "reject" and code == actions.DUNNO then
         code = actions.string_to_actioncode("DEFAULTHIGHSPAMACTION", self.config) or actions.DUNNO
     end
@@ -196,13 +187,10 @@ local GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.
 
 function RspamdPlugin:lint()
     if not plugin.check_config(self) then return false end
-    for option in pairs(OPTION_OF) do
-        local name = OPTION_OF[option]
-        if actions.string_to_actioncode(self:get(name), self.config) == nil then
-            print(string.format("ERROR: [%s] %s: '%s' is not an action", self.section, name, self:get(name)))
-            return false
-        end
-    end
+    local action_options = {}
+    for _, name in pairs(OPTION_OF) do action_options[#action_options + 1] = name end
+    table.sort(action_options)
+    if not plugin.check_actions(self, action_options) then return false end
     if self:get("highspamlevel") ~= "" and tonumber(self:get("highspamlevel")) == nil then
         print(string.format("ERROR: [%s] highspamlevel: '%s' is not a number", self.section, self:get("highspamlevel")))
         return false

@@ -54,11 +54,11 @@ local SAPlugin = plugin.scanner{
 
 local ENGINE = "SpamAssassin"
 
+-- As every service plugin's, but logs name spamd by its host alone (the operations page's
+-- "Contacting spamd localhost").
 function SAPlugin:peer()
-    local host, port = self:get("host"), self:get("port")
-    local n = tonumber(port)
-    if n == nil then return "unix:" .. port, nil, port end
-    return host, n, host
+    local host, port, where = plugin.peer(self)
+    return host, port, port and host or where
 end
 
 local function skip_header(self)
@@ -230,15 +230,6 @@ function SAPlugin:scan(suspect, command, content, prefix)
     return nil, err
 end
 
-function SAPlugin:action_code(option, suspect)
-    local code = actions.string_to_actioncode(self:get(option), self.config)
-    if code == nil then
-        self.logger:error("%s: invalid %s '%s': DUNNO", suspect.id, option, self:get(option))
-        return actions.DUNNO
-    end
-    return code
-end
-
 function SAPlugin:problem(suspect, why)
     self.logger:error("%s: SpamAssassin scan failed: %s", suspect.id, tostring(why))
     suspect:add_header(skip_header(self), "SA scan failed")
@@ -317,7 +308,7 @@ function SAPlugin:examine(suspect)
         self.logger:debug("Message is spam")
         suspect:debug("Message is spam")
         suspect.tags.spam[ENGINE] = true
-        code = self:action_code("lowspamaction", suspect)
+        code = self:action_option("lowspamaction", suspect)
         message = template.apply(self:get("rejectmessage"), suspect, { spamscore = score })
     else
         self.logger:debug("Message is not spam")
@@ -325,7 +316,7 @@ function SAPlugin:examine(suspect)
     end
     if score >= self:getfloat("highspamlevel") then
         suspect.tags.highspam[ENGINE] = true
-        code = self:action_code("highspamaction", suspect)
+        code = self:action_option("highspamaction", suspect)
         message = template.apply(self:get("rejectmessage"), suspect, { spamscore = score })
     end
     if code == actions.DUNNO then message = nil end
@@ -336,12 +327,7 @@ local GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.
 
 function SAPlugin:lint()
     if not plugin.check_config(self) then return false end
-    for _, option in ipairs({ "highspamaction", "lowspamaction", "problemaction" }) do
-        if actions.string_to_actioncode(self:get(option), self.config) == nil then
-            print(string.format("ERROR: [%s] %s: '%s' is not an action", self.section, option, self:get(option)))
-            return false
-        end
-    end
+    if not plugin.check_actions(self, { "highspamaction", "lowspamaction", "problemaction" }) then return false end
     if self:getboolean("check_sql_blacklist") then
         print("WARNING: check_sql_blacklist=1 needs the SQL support, which is not built yet: the blacklist is not checked")
     end

@@ -13,7 +13,6 @@
 
 local actions = require "fuglu.actions"
 local av = require "fuglu.avscanner"
-local job = require "fuglu_job"
 local plugin = require "fuglu.plugin"
 local socket = require "fuglu_socket"
 
@@ -36,12 +35,6 @@ SSSPPlugin.enginename = "sophos"
 local SAVISTS = { "TnefAttachmentHandling", "ActiveMimeHandling", "Mime", "ZipDecompression", "DynamicDecompression" }
 local SAVIGRPS = { "GrpExecutable", "GrpArchiveUnpack", "GrpSelfExtract", "GrpInternet", "GrpSuper", "GrpMisc" }
 
-function SSSPPlugin:peer()
-    local host, port = self:get("host"), self:get("port")
-    local n = tonumber(port)
-    if n == nil then return "unix:" .. port, nil, port end
-    return host, n, host .. ":" .. port
-end
 
 local function line(s)
     local l, err = s:receive("*l", 8192)
@@ -120,29 +113,15 @@ end
 
 function SSSPPlugin:examine(suspect)
     if av.too_big(self, suspect) then return actions.DUNNO end
-    local msg = suspect:get_message_rep()
-    local attempts = math.max(1, self:getint("retries"))
-    local _, _, where = self:peer()
-    local err
-    for attempt = 1, attempts do
-        local viruses
-        viruses, err = self:scan(msg)
-        if viruses then return av.report(self, suspect, viruses) end
-        self.logger:warning("%s: problem with SAVDI at %s (try %d of %d): %s", suspect.id, where, attempt,
-            attempts, tostring(err))
-        if job.cancelled() then break end
-    end
+    local viruses, err = av.scan_with_retries(self, suspect, suspect:get_message_rep(),
+        function(m) return self:scan(m) end, "SAVDI")
+    if viruses then return av.report(self, suspect, viruses) end
     return av.problem(self, suspect, err)
 end
 
 function SSSPPlugin:lint()
     if not plugin.check_config(self) then return false end
-    for _, option in ipairs({ "virusaction", "problemaction" }) do
-        if actions.string_to_actioncode(self:get(option), self.config) == nil then
-            print(string.format("ERROR: [%s] %s: '%s' is not an action", self.section, option, self:get(option)))
-            return false
-        end
-    end
+    if not plugin.check_actions(self, { "virusaction", "problemaction" }) then return false end
     return av.lint_eicar(self, function(msg) return self:scan(msg) end)
 end
 
