@@ -224,6 +224,18 @@ def _config_text(values):
     return "\n".join(out)
 
 
+def run_lint(tmpdir, values, name="lint.conf"):
+    """fuglu --lint on a config made of base_config plus values; returns (exit status, stdout +
+    stderr as text)."""
+    config = base_config(tmpdir, free_port(), free_port())
+    config.update(values)
+    path = os.path.join(tmpdir, name)
+    with open(path, "w") as f:
+        f.write(_config_text(config))
+    r = subprocess.run([FUGLU_BIN, "--lint", "-c", path], capture_output=True, timeout=60 * SCALE, cwd=tmpdir)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
 class Daemon:
     """One daemon process with its config, log and pidfile in tmpdir."""
 

@@ -63,7 +63,20 @@ def _user_exists(name):
         return False
 
 
-class Clamd:
+class Service:
+    """What the services share: a temp dir of their own, a log, a process stopped by PID."""
+    stop_timeout = 15
+
+    def log(self):
+        return _tail(self.log_path)
+
+    def stop(self):
+        stop_process(self.proc, timeout=self.stop_timeout)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Clamd(Service):
     """clamd in the foreground (its PID is ours), TCP on 127.0.0.1 and a unix socket."""
 
     def __init__(self):
@@ -108,16 +121,8 @@ class Clamd:
         except OSError:
             return b""
 
-    def log(self):
-        return _tail(self.log_path)
 
-    def stop(self):
-        stop_process(self.proc)
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Spamd:
+class Spamd(Service):
     """spamd -L in the foreground (TERM to the parent stops the children), on 127.0.0.1."""
 
     def __init__(self):
@@ -145,14 +150,6 @@ class Spamd:
                 return b"PONG" in s.recv(100)
         except OSError:
             return False
-
-    def log(self):
-        return _tail(self.log_path)
-
-    def stop(self):
-        stop_process(self.proc, timeout=15)
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Silent:
@@ -201,7 +198,7 @@ rspamd_config:register_symbol{
 '''
 
 
-class Rspamd:
+class Rspamd(Service):
     """rspamd in the foreground (-f; its PID is ours): one normal worker on 127.0.0.1, no proxy,
     a controller on another loopback port. Its DNS goes to dns_port (an Unbound that refuses
     everything but its test zones), so no query and no map download leaves the machine. The
@@ -267,16 +264,8 @@ class Rspamd:
         except OSError:
             return False
 
-    def log(self):
-        return _tail(self.log_path)
 
-    def stop(self):
-        stop_process(self.proc, timeout=15)
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class CIcap:
+class CIcap(Service):
     """c-icap in the foreground (-N) with its virus_scan service scanning through clamd's unix
     socket (a Clamd of ours): RESPMOD on icap://127.0.0.1:PORT/avscan."""
 
@@ -318,10 +307,3 @@ class CIcap:
         except OSError:
             return False
 
-    def log(self):
-        return _tail(self.log_path)
-
-    def stop(self):
-        stop_process(self.proc, timeout=15)
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -8,7 +8,7 @@ import re
 import subprocess
 import time
 
-from harness import FugluCase, FUGLU_BIN, SCALE, base_config, _config_text, free_port, make_message
+from harness import FugluCase, SCALE, free_port, make_message, run_lint
 from scanservers import Clamd, Silent, EICAR, EICAR_NAME, MARKER, MARKER_NAME
 
 CLAMD = None
@@ -206,26 +206,17 @@ class ClamavLint(FugluCase):
     """fuglu --lint with clamav: PING, VERSION and the EICAR scan; clamd down is an error."""
 
     def lint(self, port):
-        values = base_config(self.tmpdir, free_port(), free_port())
-        values["main.plugins"] = "clamav"
-        values["ClamavPlugin.host"] = "127.0.0.1"
-        values["ClamavPlugin.port"] = str(port)
-        path = os.path.join(self.tmpdir, "lint-%d.conf" % port)
-        with open(path, "w") as f:
-            f.write(_config_text(values))
-        return subprocess.run([FUGLU_BIN, "--lint", "-c", path], capture_output=True,
-                              timeout=60 * SCALE, cwd=self.tmpdir)
+        return run_lint(self.tmpdir, {"main.plugins": "clamav", "ClamavPlugin.host": "127.0.0.1",
+                                      "ClamavPlugin.port": str(port)})
 
     def test_lint_talks_to_clamd(self):
-        r = self.lint(CLAMD.port)
-        out = (r.stdout + r.stderr).decode()
-        self.assertEqual(r.returncode, 0, out)
+        rc, out = self.lint(CLAMD.port)
+        self.assertEqual(rc, 0, out)
         self.assertIn("Got Pong: PONG", out)
         self.assertIn("ClamAV 1.", out)
         self.assertRegex(out, r"found virus \{'stream': '%s'\}" % re.escape(EICAR_NAME))
 
     def test_lint_clamd_down_is_an_error(self):
-        r = self.lint(free_port())
-        out = (r.stdout + r.stderr).decode()
-        self.assertNotEqual(r.returncode, 0, out)
+        rc, out = self.lint(free_port())
+        self.assertNotEqual(rc, 0, out)
         self.assertIn("Connection refused", out)

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from harness import FugluCase, FUGLU_BIN, SCALE, base_config, _config_text, free_port, make_message
+from harness import FugluCase, free_port, make_message, run_lint
 from scanservers import Clamd, CIcap, EICAR, EICAR_NAME, MARKER, MARKER_NAME
 from test_clamav import eicar_message, marker_message
 
@@ -243,15 +243,7 @@ class SsspGarbage(SsspCase):
 class LintScanners(FugluCase):
 
     def lint(self, plugins, extra=None):
-        values = base_config(self.tmpdir, free_port(), free_port())
-        values["main.plugins"] = plugins
-        values.update(extra or {})
-        path = os.path.join(self.tmpdir, "lint.conf")
-        with open(path, "w") as f:
-            f.write(_config_text(values))
-        r = subprocess.run([FUGLU_BIN, "--lint", "-c", path], capture_output=True, timeout=60 * SCALE,
-                           cwd=self.tmpdir)
-        return r.returncode, (r.stdout + r.stderr).decode()
+        return run_lint(self.tmpdir, dict(extra or {}, **{"main.plugins": plugins}))
 
     def test_icap_lint_scans_eicar(self):
         rc, out = self.lint("icap", {"ICAPPlugin.host": "127.0.0.1", "ICAPPlugin.port": str(ICAP.port),

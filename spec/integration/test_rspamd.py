@@ -10,7 +10,7 @@ import tempfile
 import shutil
 import time
 
-from harness import FugluCase, FUGLU_BIN, ID_RE, SCALE, base_config, _config_text, free_port, make_message
+from harness import FugluCase, ID_RE, SCALE, free_port, make_message, run_lint
 from dnsserver import Unbound
 from scanservers import Rspamd, Silent, GTUBE
 
@@ -183,23 +183,15 @@ class RspamdHanging(RspamdCase):
 class RspamdLint(FugluCase):
 
     def lint(self, port):
-        values = base_config(self.tmpdir, free_port(), free_port())
-        values["main.plugins"] = "rspamd"
-        values["RspamdPlugin.url"] = "http://127.0.0.1:%d/checkv2" % port
-        path = os.path.join(self.tmpdir, "lint-%d.conf" % port)
-        with open(path, "w") as f:
-            f.write(_config_text(values))
-        return subprocess.run([FUGLU_BIN, "--lint", "-c", path], capture_output=True,
-                              timeout=60 * SCALE, cwd=self.tmpdir)
+        return run_lint(self.tmpdir, {"main.plugins": "rspamd",
+                                      "RspamdPlugin.url": "http://127.0.0.1:%d/checkv2" % port})
 
     def test_lint_gtube(self):
-        r = self.lint(RSPAMD.port)
-        out = (r.stdout + r.stderr).decode()
-        self.assertEqual(r.returncode, 0, out)
+        rc, out = self.lint(RSPAMD.port)
+        self.assertEqual(rc, 0, out)
         self.assertIn("rspamd: GTUBE detected", out)
 
     def test_lint_down_is_an_error(self):
-        r = self.lint(free_port())
-        out = (r.stdout + r.stderr).decode()
-        self.assertNotEqual(r.returncode, 0, out)
+        rc, out = self.lint(free_port())
+        self.assertNotEqual(rc, 0, out)
         self.assertIn("rspamd at http://127.0.0.1", out)

@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 
-from harness import FugluCase, FUGLU_BIN, SCALE, base_config, _config_text, free_port, make_message
+from harness import FugluCase, SCALE, free_port, make_message, run_lint
 from scanservers import Spamd, Silent, GTUBE
 
 SPAMD = None
@@ -238,25 +238,16 @@ class SAHanging(SACase):
 class SALint(FugluCase):
 
     def lint(self, port):
-        values = base_config(self.tmpdir, free_port(), free_port())
-        values["main.plugins"] = "spamassassin"
-        values["SAPlugin.host"] = "127.0.0.1"
-        values["SAPlugin.port"] = str(port)
-        path = os.path.join(self.tmpdir, "lint-%d.conf" % port)
-        with open(path, "w") as f:
-            f.write(_config_text(values))
-        return subprocess.run([FUGLU_BIN, "--lint", "-c", path], capture_output=True,
-                              timeout=60 * SCALE, cwd=self.tmpdir)
+        return run_lint(self.tmpdir, {"main.plugins": "spamassassin", "SAPlugin.host": "127.0.0.1",
+                                      "SAPlugin.port": str(port)})
 
     def test_lint_ping_and_gtube(self):
-        r = self.lint(SPAMD.port)
-        out = (r.stdout + r.stderr).decode()
-        self.assertEqual(r.returncode, 0, out)
+        rc, out = self.lint(SPAMD.port)
+        self.assertEqual(rc, 0, out)
         self.assertIn("PONG", out)
         self.assertIn("GTUBE has been detected correctly", out)
 
     def test_lint_down_is_an_error(self):
-        r = self.lint(free_port())
-        out = (r.stdout + r.stderr).decode()
-        self.assertNotEqual(r.returncode, 0, out)
+        rc, out = self.lint(free_port())
+        self.assertNotEqual(rc, 0, out)
         self.assertIn("spamd at 127.0.0.1", out)
